@@ -1,0 +1,91 @@
+"""The contract every sandbox implements: run one process for one run, isolated.
+
+A run owns three host directories (``RunDirs``). A sandbox decides how the process
+sees them (``SandboxPaths``): the local sandbox shows the host paths as they are, the
+docker sandbox bind-mounts them at fixed paths inside the container. Agents and checks
+build their command lines from ``SandboxPaths`` only, so the same agent code runs in
+every sandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RunDirs:
+    """Host directories that belong to one run."""
+
+    workspace: Path  # the agent's git checkout, read-write
+    home: Path  # the agent's private HOME, read-write
+    inputs: Path  # prompt file and agent inputs, read-only for the process
+
+
+@dataclass(frozen=True)
+class SandboxPaths:
+    """The same directories as the sandboxed process sees them."""
+
+    workspace: str
+    home: str
+    inputs: str
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How one sandboxed process ended."""
+
+    exit_code: int | None  # None when it was killed before it exited by itself
+    timed_out: bool
+    duration_s: float
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the process inside it): an infrastructure error."""
+
+
+class Sandbox(Protocol):
+    """One open sandbox for one run; processes run in it one after the other."""
+
+    paths: SandboxPaths
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        timeout_s: float,
+        stdout_path: Path,
+        stderr_path: Path,
+        cwd: str | None = None,
+    ) -> ProcessOutcome:
+        """Run argv to completion or until timeout_s, killing its whole process tree then.
+
+        ``env`` is the complete environment (nothing of the caller's leaks in);
+        ``cwd`` defaults to ``paths.workspace``; output goes to the two host files.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release everything the sandbox holds; safe to call twice."""
+        ...
+
+
+class SandboxFactory(Protocol):
+    """Opens sandboxes; one factory per pytest session (per xdist worker)."""
+
+    name: str
+
+    def check_available(self) -> str | None:
+        """None when usable, else one line saying what is missing and how to fix it."""
+        ...
+
+    def open(self, dirs: RunDirs, labels: Mapping[str, str]) -> Sandbox:
+        """Open a sandbox over these run directories; labels identify session and run."""
+        ...
+
+    def sweep_stale(self) -> int:
+        """Remove leftovers of earlier, killed sessions; returns how many were removed."""
+        ...
