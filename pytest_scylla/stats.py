@@ -81,6 +81,8 @@ def bootstrap_ci(
     input raises ValueError because no interval exists; callers report "n/a" instead.
     """
     _check_confidence(confidence)
+    if statistic not in ("mean", "median"):
+        raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
     if resamples < 1:
         raise ValueError("resamples must be >= 1")
     data = np.asarray(values, dtype=float)

@@ -87,6 +87,8 @@ def test_bootstrap_degenerate_inputs() -> None:
         bootstrap_ci([])
     with pytest.raises(ValueError):
         bootstrap_ci([1.0, math.nan])
+    with pytest.raises(ValueError, match="statistic"):
+        bootstrap_ci([1.0, 2.0], "mode")  # type: ignore[arg-type]
 
 
 # --- pass@k ---------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Render an experiment report as one self-contained HTML file (report.html).
+
+No external stylesheets, fonts, images or scripts: the file must open offline, be safe to
+attach to a ticket, and show the same numbers as report.md (both use report.tables).
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from pytest_scylla.report.model import ReportInput
+from pytest_scylla.report.plots import pass_rate_chart, score_chart
+from pytest_scylla.report.tables import (
+    COMPARISON_EXPLANATION,
+    Table,
+    comparison_table,
+    cost_line,
+    subtest_table,
+    tier_label,
+    tier_table,
+)
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; }
+th { background: #f2f2f2; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.plots { display: flex; flex-wrap: wrap; gap: 1em; }
+.note { color: #555; font-size: 0.9em; }
+"""
+
+
+def _is_numeric(cell: str) -> bool:
+    # Right-align cells that start like a number, so columns of values line up.
+    return bool(cell) and (cell[0].isdigit() or cell[0] in "$+-<[∞")
+
+
+def html_table(table: Table) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
+    rows = []
+    for row in table.rows:
+        cells = "".join(
+            f'<td class="num">{escape(c)}</td>' if _is_numeric(c) else f"<td>{escape(c)}</td>"
+            for c in row
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_html(report: ReportInput) -> str:
+    """The whole report as an HTML document with inline CSS and inline SVG plots."""
+    title = f"Experiment report: {report.experiment_name or report.experiment_id}"
+    body = [
+        f"<h1>{escape(title)}</h1>",
+        "<ul>",
+        f"<li>Experiment: <code>{escape(report.experiment_id)}</code></li>",
+        f"<li>Judged by: {escape(report.judge_mode)}</li>",
+        f"<li>Cost: {escape(cost_line(report))}</li>",
+        f"<li>Generated: {escape(report.generated_at.isoformat(timespec='seconds'))}</li>",
+        "</ul>",
+        "<h2>Tiers</h2>",
+        html_table(tier_table(report)),
+        '<p class="note">Pass-rate intervals are Wilson 95%; score intervals are 95% bootstrap. '
+        "Cost-of-Pass = mean cost per run / pass rate.</p>",
+        '<div class="plots">',
+        pass_rate_chart(report.tiers),
+        score_chart(report.tiers),
+        "</div>",
+    ]
+    for tier in report.tiers:
+        body.append(f"<h2>{escape(tier_label(tier))}: sub-tests</h2>")
+        body.append(html_table(subtest_table(tier)) if tier.subtests else "<p>No sub-tests.</p>")
+    body.append("<h2>Tier comparisons</h2>")
+    if report.comparisons:
+        explanation = COMPARISON_EXPLANATION.format(metric=report.comparison_metric)
+        body.append(html_table(comparison_table(report)))
+        body.append(f'<p class="note">{escape(explanation)}</p>')
+    else:
+        body.append("<p>No comparisons (fewer than two tiers).</p>")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body>{''.join(body)}</body></html>\n"
+    )

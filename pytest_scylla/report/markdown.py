@@ -1,0 +1,79 @@
+"""Render an experiment report as GitHub-flavoured Markdown (report.md)."""
+
+from __future__ import annotations
+
+from pytest_scylla.report.model import ReportInput
+from pytest_scylla.report.tables import (
+    COMPARISON_EXPLANATION,
+    Table,
+    comparison_table,
+    cost_line,
+    subtest_table,
+    tier_label,
+    tier_table,
+)
+
+
+def escape_markdown(text: str) -> str:
+    """Make text safe inside a Markdown table cell or heading.
+
+    Names come from fixture files, so a `|` would break the table and raw `<`/`&` would be
+    taken as HTML by renderers; newlines would end the row.
+    """
+    return (
+        text.replace("\\", "\\\\")
+        .replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("|", "\\|")
+        .replace("`", "\\`")
+        .replace("*", "\\*")
+        .replace("\r", " ")
+        .replace("\n", " ")
+    )
+
+
+def markdown_table(table: Table) -> str:
+    lines = [
+        "| " + " | ".join(escape_markdown(h) for h in table.headers) + " |",
+        "|" + "|".join(" --- " for _ in table.headers) + "|",
+    ]
+    lines += ["| " + " | ".join(escape_markdown(c) for c in row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: ReportInput) -> str:
+    """The whole report: header, tier table, per-tier sub-test tables, comparisons."""
+    title = escape_markdown(report.experiment_name or report.experiment_id)
+    parts = [
+        f"# Experiment report: {title}",
+        "",
+        f"- Experiment: {escape_markdown(report.experiment_id)}",
+        f"- Judged by: {escape_markdown(report.judge_mode)}",
+        f"- Cost: {escape_markdown(cost_line(report))}",
+        f"- Generated: {report.generated_at.isoformat(timespec='seconds')}",
+        "",
+        "## Tiers",
+        "",
+        markdown_table(tier_table(report)),
+        "",
+        "Pass-rate intervals are Wilson 95%; score intervals are 95% bootstrap. "
+        "Cost-of-Pass = mean cost per run / pass rate.",
+    ]
+    for tier in report.tiers:
+        parts += ["", f"## {escape_markdown(tier_label(tier))}: sub-tests", ""]
+        if tier.subtests:
+            parts.append(markdown_table(subtest_table(tier)))
+        else:
+            parts.append("No sub-tests.")
+    parts += ["", "## Tier comparisons", ""]
+    if report.comparisons:
+        parts += [
+            markdown_table(comparison_table(report)),
+            "",
+            # Our own sentence, so only the metric name (from the caller) is escaped.
+            COMPARISON_EXPLANATION.format(metric=escape_markdown(report.comparison_metric)),
+        ]
+    else:
+        parts.append("No comparisons (fewer than two tiers).")
+    return "\n".join(parts) + "\n"
