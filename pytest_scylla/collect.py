@@ -1,0 +1,140 @@
+"""Experiment -> tier -> run items: `test.yaml::T0::00-empty[run-03]`.
+
+A run's real work happens in `setup()`: a harness failure there is reported by pytest as
+an *error*, while `runtest()` only compares the judged score with the threshold, so a low
+score is a *failure*. That is exactly the passed / failed / error split users expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_scylla.spec.errors import SpecError
+from pytest_scylla.spec.load_experiment import Experiment, load_experiment
+
+if TYPE_CHECKING:
+    from pytest_scylla.records import RunRecord
+    from pytest_scylla.runner import RunPlan
+    from pytest_scylla.session import ScyllaSession
+
+EXPERIMENT_FILE = "test.yaml"
+
+
+class RunErrored(Exception):
+    """The harness could not finish the run (reported as a pytest error)."""
+
+
+class RunFailed(AssertionError):
+    """The run was judged and scored below the pass threshold."""
+
+
+class ExperimentFile(pytest.File):
+    def collect(self) -> Iterator[TierCollector]:
+        session = scylla_session(self.config)
+        try:
+            experiment = load_experiment(self.path, session.settings.tiers_dir)
+        except SpecError:
+            raise
+        except Exception as error:  # a bug or an unreadable file still names the file
+            raise SpecError(self.path, [("", f"{type(error).__name__}: {error}")]) from error
+        session.experiments[experiment.id] = experiment
+        wanted = session.settings.tiers
+        for tier in experiment.spec.tiers:
+            if wanted is None or tier in wanted:
+                yield TierCollector.from_parent(self, name=tier, experiment=experiment)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, SpecError):
+            return f"malformed experiment:\n{excinfo.value.render()}"
+        return str(super().repr_failure(excinfo, style))
+
+
+class TierCollector(pytest.Collector):
+    def __init__(self, *, experiment: Experiment, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.experiment = experiment
+        self.add_marker(getattr(pytest.mark, self.name))
+
+    def collect(self) -> Iterator[RunItem]:
+        settings = scylla_session(self.config).settings
+        subtests = self.experiment.catalogue.subtests(self.name)
+        for subtest in subtests:
+            for run_number in range(1, settings.runs + 1):
+                yield RunItem.from_parent(
+                    self,
+                    name=f"{subtest.id}[run-{run_number:02d}]",
+                    experiment=self.experiment,
+                    subtest=subtest,
+                    run_number=run_number,
+                )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, SpecError):
+            return f"malformed tier {self.name}:\n{excinfo.value.render()}"
+        return str(super().repr_failure(excinfo, style))
+
+
+class RunItem(pytest.Item):
+    def __init__(
+        self, *, experiment: Experiment, subtest: Any, run_number: int, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.experiment = experiment
+        self.subtest = subtest
+        self.run_number = run_number
+        self.record: RunRecord | None = None
+        self.from_disk = False
+        self.add_marker(pytest.mark.scylla)
+        self.keywords[subtest.id] = True
+        self.keywords[f"run-{run_number:02d}"] = True
+
+    @property
+    def plan(self) -> RunPlan:
+        from pytest_scylla.runner import RunPlan
+
+        return RunPlan(self.experiment, self.subtest, self.run_number, self.nodeid)
+
+    def setup(self) -> None:
+        session = scylla_session(self.config)
+        outcome = session.executor().execute(self.plan)
+        for note in outcome.notes:
+            session.warn(note)
+        self.record = outcome.record
+        self.from_disk = outcome.from_disk
+        if outcome.record is None:
+            pytest.skip("no run record on disk to regenerate from")
+        if outcome.record.outcome == "error":
+            error = outcome.record.error
+            where = f"{error.stage}: {error.message}" if error else "unknown error"
+            raise RunErrored(where)
+
+    def runtest(self) -> None:
+        assert self.record is not None and self.record.result is not None
+        result = self.record.result
+        if not result.passed:
+            raise RunFailed(
+                f"score {result.score:.3f} (grade {result.grade}) below pass threshold {result.pass_threshold:.2f}"
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, RunFailed | RunErrored):
+            return f"{self.nodeid}: {excinfo.value}"
+        return str(super().repr_failure(excinfo, style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return (
+            self.path,
+            None,
+            f"{self.experiment.id} {self.subtest.tier}/{self.subtest.id} run {self.run_number}",
+        )
+
+
+def scylla_session(config: pytest.Config) -> ScyllaSession:
+    return config.stash[SESSION_KEY]
+
+
+SESSION_KEY: pytest.StashKey[ScyllaSession] = pytest.StashKey()

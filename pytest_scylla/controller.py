@@ -1,0 +1,247 @@
+"""Controller-only work: checks before the first run, and everything written after the last.
+
+With xdist the controller collects nothing and runs nothing: run records reach it inside
+test reports, and it alone writes aggregates, the manifest and the reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pydantic import BaseModel, Field
+
+import pytest_scylla
+from pytest_scylla.records import RUN_RECORD_FILE, RunRecord, atomic_write_text, dump_record
+from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.settings import ScyllaSettings
+
+if TYPE_CHECKING:
+    from pytest_scylla.aggregate import ExperimentResult
+
+MANIFEST_FILE = "manifest.json"
+CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+
+
+def _targets_experiments(config: pytest.Config) -> bool:
+    """Whether this invocation may run experiments (our own test suite must not need keys)."""
+    for argument in config.args:
+        path = Path(argument.split("::", 1)[0])
+        if path.name == "test.yaml":
+            return True
+        if path.is_dir() and (
+            (path / "test.yaml").is_file()
+            or any(path.glob("*/test.yaml"))
+            or any(path.glob("*/*/test.yaml"))
+        ):
+            return True
+    return False
+
+
+def _has_credentials() -> bool:
+    if any(os.environ.get(name) for name in CREDENTIAL_VARIABLES):
+        return True
+    return (Path.home() / ".claude" / ".credentials.json").is_file()
+
+
+def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
+    """Stop before the first run, with one line, when a run could not possibly work."""
+    if settings.regenerate and settings.rejudge:
+        raise pytest.UsageError("--scylla-regenerate and --scylla-rejudge exclude each other")
+    if settings.agent == "command" and not settings.agent_command:
+        raise pytest.UsageError(
+            "--agent command needs --agent-command 'TEMPLATE' ({prompt_file}, {workspace}, {model})"
+        )
+    if not _targets_experiments(config) or config.option.collectonly:
+        return
+    if settings.fake_api is not None and not settings.regenerate:
+        from pytest_scylla.testing.session_server import start_session_fake_api
+
+        start_session_fake_api(config, settings.fake_api)
+    if settings.regenerate:
+        return
+    needs_api = [f"judge {model}" for model in settings.judge_models]
+    if settings.agent == "claude-code":
+        needs_api.insert(0, f"agent claude-code ({settings.model})")
+    if needs_api and not _has_credentials():
+        base_url = os.environ.get("ANTHROPIC_BASE_URL")
+        if not base_url:
+            raise pytest.UsageError(
+                f"pytest-scylla: {', '.join(needs_api)} need(s) ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
+                "or ~/.claude/.credentials.json); or pass --scylla-fake-api SCRIPT for an offline dry run, "
+                "or --judge-model none with --agent oracle|nop|command"
+            )
+    if settings.sandbox == "docker":
+        from pytest_scylla.sandbox.preflight import prepare_docker
+
+        prepare_docker(config, settings)
+    if settings.fresh:
+        _move_aside(settings.results_dir)
+
+
+def _move_aside(results_dir: Path) -> None:
+    """--fresh keeps the old results: they are moved, never deleted."""
+    if results_dir.exists() and any(results_dir.iterdir()):
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        target = results_dir.with_name(f"{results_dir.name}.old-{stamp}")
+        counter = 1
+        while target.exists():
+            target = results_dir.with_name(f"{results_dir.name}.old-{stamp}-{counter}")
+            counter += 1
+        shutil.move(str(results_dir), str(target))
+
+
+class SessionManifest(BaseModel):
+    """`manifest.json`: what was run, so a result can be traced to its options."""
+
+    plugin_version: str
+    written_at: str
+    options: dict[str, Any]
+    agent: str
+    model: str
+    judge_models: list[str]
+    sandbox: str
+    cli_versions: list[str] = Field(default_factory=list)
+    fixture_sha256: list[str] = Field(default_factory=list)
+    invocation: list[str] = Field(default_factory=list)
+
+
+class ResultsCollector:
+    """Gathers run records from reports (local or xdist) and writes what comes after."""
+
+    def __init__(self, config: pytest.Config, settings: ScyllaSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.experiment_ids: dict[str, str] = {}  # experiment id -> its test.yaml
+        self.new_runs = 0
+        self.disk_runs = 0
+        self.judgments_new = 0
+        self.judgments_cached = 0
+        self.results: dict[str, ExperimentResult] = {}
+        self.redactor = Redactor(secrets_from_env())
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        payload = getattr(report, "scylla_record", None)
+        if payload is None:
+            return
+        record = RunRecord.model_validate_json(payload)
+        self.experiment_ids[record.experiment_id] = getattr(report, "scylla_experiment_file", "")
+        from_disk = dict(report.user_properties).get("scylla_from_disk", False)
+        if from_disk:
+            self.disk_runs += 1
+        else:
+            self.new_runs += 1
+            for judge in record.judges:
+                if judge.cached:
+                    self.judgments_cached += 1
+                elif judge.attempts:
+                    self.judgments_new += 1
+        run_file = (
+            self.settings.results_dir
+            / record.experiment_id
+            / record.tier
+            / record.subtest
+            / f"run-{record.run:02d}"
+            / RUN_RECORD_FILE
+        )
+        text = dump_record(record)
+        # A worker on another host has its own disk; on a shared disk this is a no-op.
+        if not run_file.is_file() or run_file.read_text(encoding="utf-8") != text:
+            atomic_write_text(run_file, text)
+        self.config.hook.pytest_scylla_run_finished(
+            config=self.config, record=record, from_disk=from_disk
+        )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
+        from pytest_scylla.aggregate import (
+            aggregate_experiment,
+            load_experiment_records,
+            write_aggregates,
+        )
+        from pytest_scylla.report.build import report_input
+        from pytest_scylla.report.html import render_html
+        from pytest_scylla.report.markdown import render_markdown
+
+        for experiment_id in sorted(self.experiment_ids):
+            experiment_dir = self.settings.results_dir / experiment_id
+            records, damaged = load_experiment_records(experiment_dir)
+            result = aggregate_experiment(experiment_id, records, damaged)
+            write_aggregates(experiment_dir, result)
+            report = report_input(result, self._experiment_name(experiment_id))
+            markdown = self.redactor(render_markdown(report))
+            html = self.redactor(render_html(report))
+            _write_if_changed(experiment_dir / "report.md", markdown)
+            _write_if_changed(experiment_dir / "report.html", html)
+            self._write_manifest(experiment_dir, records)
+            self.results[experiment_id] = result
+            self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
+
+    def _experiment_name(self, experiment_id: str) -> str:
+        test_file = self.experiment_ids.get(experiment_id)
+        if not test_file:
+            return ""
+        from pytest_scylla.spec.experiment import ExperimentSpec
+        from pytest_scylla.spec.loading import parse_model
+
+        try:
+            return parse_model(Path(test_file), ExperimentSpec).name
+        except Exception:  # a report should not fail over a display name
+            return ""
+
+    def _write_manifest(self, experiment_dir: Path, records: list[RunRecord]) -> None:
+        if self.settings.regenerate and (experiment_dir / MANIFEST_FILE).is_file():
+            return  # regenerating changes nothing about what was run
+        options = self.settings.model_dump(mode="json")
+        manifest = SessionManifest(
+            plugin_version=pytest_scylla.__version__,
+            written_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            options=options,
+            agent=self.settings.agent,
+            model=self.settings.model,
+            judge_models=self.settings.judge_models,
+            sandbox=self.settings.sandbox,
+            cli_versions=sorted(
+                {r.agent.cli_version for r in records if r.agent and r.agent.cli_version}
+            ),
+            fixture_sha256=sorted({r.fixture_sha256 for r in records if r.fixture_sha256}),
+            invocation=[self.redactor(argument) for argument in self.config.invocation_params.args],
+        )
+        atomic_write_text(experiment_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2) + "\n")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results:
+            return
+        from pytest_scylla.report.terminal import tier_table
+
+        writer = terminalreporter
+        writer.section("pytest-scylla")
+        for experiment_id, result in self.results.items():
+            mode = ", ".join(result.judge_modes) or "-"
+            writer.write_line(
+                f"{experiment_id}  agent: {', '.join(result.agent_names)}  judging: {mode}"
+            )
+            for line in tier_table(result):
+                writer.write_line("  " + line)
+            writer.write_line(
+                f"  agent cost ${result.agent_cost_usd:.4f}  judge cost ${result.judge_cost_usd:.4f}"
+                f"  results: {self.settings.results_dir / experiment_id}"
+            )
+            if result.damaged_records:
+                writer.write_line(
+                    f"  damaged run records (not counted): {', '.join(result.damaged_records)}"
+                )
+        writer.write_line(
+            f"runs: {self.new_runs} executed, {self.disk_runs} from disk;"
+            f" judgments: {self.judgments_new} new, {self.judgments_cached} cached"
+        )
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)

@@ -1,0 +1,130 @@
+"""pytest-scylla's entry point: options, hooks and wiring. The work lives in other modules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_scylla import hooks
+from pytest_scylla.collect import (
+    EXPERIMENT_FILE,
+    SESSION_KEY,
+    ExperimentFile,
+    RunItem,
+    scylla_session,
+)
+from pytest_scylla.controller import ResultsCollector, preflight
+from pytest_scylla.session import ScyllaSession
+from pytest_scylla.settings import add_options, read_settings
+from pytest_scylla.spec.experiment import TIER_IDS
+
+RECORD_ATTRIBUTE = "scylla_record"
+EXPERIMENT_FILE_ATTRIBUTE = "scylla_experiment_file"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scylla: a pytest-scylla run item")
+    for tier in TIER_IDS:
+        config.addinivalue_line("markers", f"{tier}: runs of tier {tier}")
+    try:
+        settings = read_settings(config)
+    except ValueError as error:
+        raise pytest.UsageError(f"pytest-scylla: {error}") from None
+    config.stash[SESSION_KEY] = ScyllaSession(config=config, settings=settings)
+    if is_controller(config):
+        # Before xdist starts its workers: they inherit the environment set up here.
+        preflight(config, settings)
+        config.pluginmanager.register(ResultsCollector(config, settings), "scylla-results")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name == EXPERIMENT_FILE:
+        return ExperimentFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    limit = scylla_session(config).settings.max_subtests
+    if limit is None:
+        return
+    kept_subtests: dict[tuple[str, str], list[str]] = {}
+    selected, deselected = [], []
+    for item in items:
+        if not isinstance(item, RunItem):
+            selected.append(item)
+            continue
+        chosen = kept_subtests.setdefault((item.experiment.id, item.subtest.tier), [])
+        if item.subtest.id not in chosen and len(chosen) < limit:
+            chosen.append(item.subtest.id)
+        (selected if item.subtest.id in chosen else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, Any]:
+    report = yield
+    if isinstance(item, RunItem) and call.when == "setup" and item.record is not None:
+        # The record rides in the report, so a worker on another host needs no shared disk.
+        setattr(report, RECORD_ATTRIBUTE, item.record.model_dump_json())
+        setattr(report, EXPERIMENT_FILE_ATTRIBUTE, str(item.experiment.test_file))
+        report.user_properties.append(("scylla_from_disk", item.from_disk))
+    return report
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_json_runtest_metadata(item: pytest.Item, call: pytest.CallInfo[None]) -> dict[str, Any]:
+    if not isinstance(item, RunItem) or item.record is None:
+        return {}
+    record = item.record
+    return {
+        "scylla": {
+            "experiment": record.experiment_id,
+            "tier": record.tier,
+            "subtest": record.subtest,
+            "run": record.run,
+            "outcome": record.outcome,
+            "score": record.result.score if record.result else None,
+            "grade": record.result.grade if record.result else None,
+            "agent_cost_usd": record.agent_cost_usd,
+            "judge_cost_usd": record.judge_cost_usd,
+            "from_disk": item.from_disk,
+        }
+    }
+
+
+_CRASH_RESCHEDULED: set[str] = set()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any) -> None:
+    """A worker died under a run: put that run back in the queue once, not only via --lf.
+    Finished runs are safe on disk already; the rescheduled one resumes from its last step."""
+    if EXPERIMENT_FILE not in crashitem or crashitem in _CRASH_RESCHEDULED:
+        return
+    try:
+        sched.mark_test_pending(crashitem)
+    except NotImplementedError:  # schedulers such as loadscope cannot reschedule
+        return
+    _CRASH_RESCHEDULED.add(crashitem)
+    report.outcome = "rerun"
