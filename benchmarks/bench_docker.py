@@ -1,0 +1,100 @@
+"""Docker sandbox costs: per-run container overhead and image build times.
+
+    python benchmarks/bench_docker.py [--n 10] [--cold]   (package installed, or PYTHONPATH=.)
+
+Overhead: open + run `true` + close of a docker sandbox versus a plain local subprocess,
+median of N. Builds: ensure_images() when cached, and with --cold a forced rebuild of
+both images (what a machine without images pays; about a minute). Target: overhead at
+most 1.5 s per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pytest_scylla.sandbox.base import RunDirs
+from pytest_scylla.sandbox.docker import DockerSandboxFactory, DockerSettings
+from pytest_scylla.sandbox.docker_image import ensure_images
+
+TARGET_OVERHEAD_S = 1.5
+
+
+def _median_s(samples: list[float]) -> str:
+    return f"{statistics.median(samples):.3f}s (min {min(samples):.3f}, max {max(samples):.3f})"
+
+
+def bench_docker_run(n: int) -> list[float]:
+    factory = DockerSandboxFactory(DockerSettings(network="none"))
+    samples = []
+    with tempfile.TemporaryDirectory(prefix="scylla-bench-") as tmp:
+        for i in range(n):
+            root = Path(tmp) / str(i)
+            dirs = RunDirs(root / "ws", root / "home", root / "in")
+            started = time.monotonic()
+            box = factory.open(dirs, {"scylla.run": f"bench::{i}"})
+            try:
+                box.run(
+                    ["true"],
+                    env={"PATH": "/usr/bin:/bin"},
+                    timeout_s=30,
+                    stdout_path=root / "out",
+                    stderr_path=root / "err",
+                )
+            finally:
+                box.close()
+            samples.append(time.monotonic() - started)
+    return samples
+
+
+def bench_local_run(n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.monotonic()
+        subprocess.run(["true"], env={"PATH": "/usr/bin:/bin"}, check=True)
+        samples.append(time.monotonic() - started)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10)
+    parser.add_argument("--cold", action="store_true", help="also time a forced full rebuild")
+    args = parser.parse_args()
+
+    reason = DockerSandboxFactory(DockerSettings(network="none")).check_available()
+    if reason:
+        print(f"skipped: {reason}")
+        return 1
+
+    if args.cold:
+        report = ensure_images(force=True)
+        print(
+            f"build cold (forced): base {report.base_s:.1f}s + runner {report.runner_s:.1f}s"
+            f" = {report.base_s + report.runner_s:.1f}s"
+        )
+    started = time.monotonic()
+    report = ensure_images(force=False)
+    print(
+        f"build cached: {time.monotonic() - started:.2f}s (rebuilt nothing: "
+        f"{not (report.base_built or report.runner_built)})"
+    )
+
+    bench_docker_run(1)  # warm-up: first container pays for page cache and layer setup
+    docker_s = bench_docker_run(args.n)
+    local_s = bench_local_run(args.n)
+    overhead = statistics.median(docker_s) - statistics.median(local_s)
+    print(f"docker open+run(true)+close, N={args.n}: median {_median_s(docker_s)}")
+    print(f"local subprocess(true),     N={args.n}: median {_median_s(local_s)}")
+    verdict = "ok" if overhead <= TARGET_OVERHEAD_S else "OVER TARGET"
+    print(f"overhead per run: {overhead:.3f}s (target <= {TARGET_OVERHEAD_S}s: {verdict})")
+    return 0 if overhead <= TARGET_OVERHEAD_S else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

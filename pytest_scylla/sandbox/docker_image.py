@@ -1,0 +1,395 @@
+"""Build the images the docker sandbox runs, fully offline.
+
+No registry can be reached, so nothing is pulled: the base image is a debootstrap'ed
+Debian bookworm (packages come from the machine's own apt mirror, read from its apt
+configuration at runtime), imported through the Docker API; ``scylla-runner`` is built on
+top of it from ``docker/Dockerfile`` with the Claude Code CLI copied out of the installed
+claude-agent-sdk wheel.
+
+Every image carries a label with a hash of its inputs, so ``ensure_images()`` rebuilds
+only what changed. Run ``python -m pytest_scylla.sandbox.docker_image [--force]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+from docker.models.images import Image
+
+import docker
+
+BASE_REPO = "scylla-base"
+BASE_TAG = "bookworm"
+BASE_IMAGE = f"{BASE_REPO}:{BASE_TAG}"
+RUNNER_REPO = "scylla-runner"
+RUNNER_TAG = "latest"
+RUNNER_IMAGE = f"{RUNNER_REPO}:{RUNNER_TAG}"
+
+SUITE = "bookworm"
+VARIANT = "minbase"
+# tini is PID 1 of every sandbox container (reaps the exec'd process trees' orphans);
+# procps gives the agent ps/kill/pkill, which coding agents use to manage their processes.
+INCLUDE = ("python3", "python-is-python3", "git", "ca-certificates", "tini", "procps")
+# Bump when the base recipe changes in a way INCLUDE/SUITE/VARIANT do not show.
+BASE_RECIPE_VERSION = "1"
+
+INPUTS_LABEL = "scylla.inputs"
+MANAGED_LABEL = "scylla.managed"
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DOCKER_DIR = REPO_ROOT / "docker"
+
+Progress = Callable[[str], None]
+
+
+class ImageBuildError(RuntimeError):
+    """An image could not be built; the message says which step failed and why."""
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What ensure_images() did, for logs and benchmarks."""
+
+    base_built: bool
+    runner_built: bool
+    base_s: float
+    runner_s: float
+
+
+def _silent(_: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------- apt mirror discovery
+
+
+def _one_line_entries(text: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(uri, suites, components) of the ``deb`` lines of a sources.list file."""
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line.startswith("deb "):
+            continue
+        line = re.sub(r"\[[^\]]*\]", " ", line)  # drop "[signed-by=... arch=...]" options
+        parts = line.split()
+        if len(parts) >= 3:
+            yield parts[1], [parts[2]], parts[3:]
+
+
+def _deb822_entries(text: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """(uri, suites, components) of the stanzas of a deb822 ``.sources`` file."""
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        for raw in stanza.splitlines():
+            if raw.startswith("#") or ":" not in raw or raw[:1].isspace():
+                continue
+            key, value = raw.split(":", 1)
+            fields[key.strip().lower()] = value.strip()
+        if "deb" not in fields.get("types", "").split():
+            continue
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        suites = fields.get("suites", "").split()
+        components = fields.get("components", "").split()
+        for uri in fields.get("uris", "").split():
+            yield uri, suites, components
+
+
+def apt_mirror(suite: str = SUITE, apt_dir: Path = Path("/etc/apt")) -> str:
+    """The Debian mirror this machine's apt already uses for ``suite`` (main component).
+
+    Read at runtime so that no registry host is written into the project: the build uses
+    whatever mirror (or local proxy) the machine is configured for.
+    """
+    candidates: list[tuple[Path, bool]] = []
+    if (apt_dir / "sources.list").is_file():
+        candidates.append((apt_dir / "sources.list", False))
+    listdir = apt_dir / "sources.list.d"
+    if listdir.is_dir():
+        for path in sorted(listdir.iterdir()):
+            # Files renamed to *.disabled* (or anything else) are ignored by apt; so are we.
+            if path.suffix == ".list":
+                candidates.append((path, False))
+            elif path.suffix == ".sources":
+                candidates.append((path, True))
+    for path, deb822 in candidates:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        entries = _deb822_entries(text) if deb822 else _one_line_entries(text)
+        for uri, suites, components in entries:
+            if suite in suites and "main" in components:
+                return uri
+    raise ImageBuildError(
+        f"no apt source for '{suite} main' in {apt_dir}/sources.list(.d): "
+        "debootstrap needs a reachable Debian mirror"
+    )
+
+
+# ---------------------------------------------------------------- input hashes
+
+
+def _sha(parts: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:32]
+
+
+def base_inputs_hash() -> str:
+    # The mirror is left out on purpose: two mirrors of the same suite give the same image.
+    recipe = {"suite": SUITE, "variant": VARIANT, "include": INCLUDE, "v": BASE_RECIPE_VERSION}
+    return _sha([json.dumps(recipe, sort_keys=True).encode()])
+
+
+def claude_binary() -> Path:
+    """The Claude Code CLI bundled with the installed claude-agent-sdk wheel."""
+    # find_spec locates the package without importing it (the import costs ~0.5 s).
+    spec = importlib.util.find_spec("claude_agent_sdk")
+    if spec is None or spec.origin is None:
+        raise ImageBuildError(
+            "claude-agent-sdk is not installed: pip install 'pytest-scylla[claude]'"
+        )
+    path = Path(spec.origin).parent / "_bundled" / "claude"
+    if not path.is_file():
+        raise ImageBuildError(f"claude-agent-sdk has no bundled CLI at {path}")
+    return path
+
+
+def _claude_fingerprint(path: Path) -> bytes:
+    # Hashing the ~400 MB binary costs ~1.5 s per session; its version file, size and
+    # mtime change whenever the wheel is upgraded or reinstalled, which is what matters.
+    st = path.stat()
+    version_file = path.with_name("claude.version")
+    version = version_file.read_bytes() if version_file.is_file() else b""
+    return b"%s|%d|%d" % (version, st.st_size, st.st_mtime_ns)
+
+
+def runner_inputs_hash(base_id: str, docker_dir: Path = DOCKER_DIR) -> str:
+    files = sorted(p for p in docker_dir.iterdir() if p.is_file())
+    parts = [base_id.encode(), _claude_fingerprint(claude_binary())]
+    for path in files:
+        parts.append(path.name.encode() + b"\0" + path.read_bytes())
+    return _sha(parts)
+
+
+def _image_id(client: docker.DockerClient, ref: str) -> str | None:
+    try:
+        return str(client.images.get(ref).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _drop_replaced(client: docker.DockerClient, old_id: str | None, ref: str) -> None:
+    """Delete the image a rebuild replaced: each stale runner is ~1 GB of disk."""
+    if old_id is None or old_id == _image_id(client, ref):
+        return
+    # Still used by a container or as a parent: keep it, docker refuses anyway.
+    with contextlib.suppress(docker.errors.APIError):
+        client.images.remove(old_id)
+
+
+def _labelled_image(client: docker.DockerClient, ref: str, inputs: str) -> Image | None:
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return None
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    return image if labels.get(INPUTS_LABEL) == inputs else None
+
+
+# ---------------------------------------------------------------- base image
+
+
+def _debootstrap(target: Path, mirror: str, progress: Progress) -> None:
+    if shutil.which("debootstrap") is None:
+        raise ImageBuildError("debootstrap not found: apt-get install debootstrap")
+    if os.geteuid() != 0:
+        raise ImageBuildError("building the base image needs root (debootstrap): run as root")
+    argv = [
+        "debootstrap",
+        f"--variant={VARIANT}",
+        f"--include={','.join(INCLUDE)}",
+        SUITE,
+        str(target),
+        mirror,
+    ]
+    progress(f"debootstrap {SUITE} from {mirror}")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        line = line.rstrip()
+        tail = [*tail[-19:], line]
+        if line.startswith(("I: Retrieving", "I: Validating")):
+            continue  # one per package: too chatty for a progress line
+        progress(f"debootstrap: {line}")
+    if proc.wait() != 0:
+        raise ImageBuildError("debootstrap failed:\n" + "\n".join(tail))
+
+
+def _trim_rootfs(root: Path) -> None:
+    """Drop what an image does not need: downloaded .debs and apt lists (~100 MB)."""
+    for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        directory = root / sub
+        if directory.is_dir():
+            for entry in directory.iterdir():
+                if entry.is_file() and entry.name != "lock":
+                    entry.unlink()
+    for pattern in ("var/cache/apt/*.bin", "var/log/*.log"):
+        for path in root.glob(pattern):
+            path.unlink()
+
+
+def _build_base(client: docker.DockerClient, inputs: str, progress: Progress) -> None:
+    mirror = apt_mirror()
+    # /var/tmp: a rootfs is too large for a tmpfs /tmp on some machines.
+    with tempfile.TemporaryDirectory(prefix="scylla-base-", dir="/var/tmp") as tmp:
+        root = Path(tmp) / "rootfs"
+        _debootstrap(root, mirror, progress)
+        _trim_rootfs(root)
+        tar_path = Path(tmp) / "rootfs.tar"
+        progress("packing rootfs")
+        with tarfile.open(tar_path, "w") as tar:
+            # numeric owners: the image must not depend on the host's user names.
+            tar.add(root, arcname=".", filter=_numeric_owner)
+        progress(f"importing {BASE_IMAGE} ({tar_path.stat().st_size // 2**20} MiB)")
+        changes = [
+            f'LABEL {INPUTS_LABEL}="{inputs}" {MANAGED_LABEL}="1"',
+            'ENV PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"',
+            'CMD ["/bin/bash"]',
+        ]
+        client.api.import_image_from_file(
+            str(tar_path), repository=BASE_REPO, tag=BASE_TAG, changes=changes
+        )
+
+
+def _numeric_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uname = ""
+    info.gname = ""
+    return info
+
+
+# ---------------------------------------------------------------- runner image
+
+
+def _build_runner(
+    client: docker.DockerClient, inputs: str, progress: Progress, docker_dir: Path
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="scylla-runner-ctx-", dir="/var/tmp") as tmp:
+        ctx = Path(tmp)
+        for path in docker_dir.iterdir():
+            if path.is_file():
+                shutil.copy2(path, ctx / path.name)
+                # COPY keeps context modes; entrypoint.sh must be executable whatever the
+                # checkout did to it.
+                (ctx / path.name).chmod(0o755 if path.suffix == ".sh" else 0o644)
+        binary = claude_binary()
+        try:
+            os.link(binary, ctx / "claude")  # same filesystem: no 400 MB copy
+        except OSError:
+            shutil.copy2(binary, ctx / "claude")
+        if (ctx / "claude").stat().st_mode & 0o555 != 0o555:
+            (ctx / "claude").chmod(0o755)
+        progress(f"building {RUNNER_IMAGE} (sending a ~400 MB context)")
+        stream = client.api.build(
+            path=str(ctx),
+            tag=RUNNER_IMAGE,
+            labels={INPUTS_LABEL: inputs, MANAGED_LABEL: "1"},
+            buildargs={"BASE_IMAGE": BASE_IMAGE},
+            rm=True,
+            forcerm=True,
+            decode=True,
+            # The legacy builder runs RUN steps on docker's default bridge unless told
+            # otherwise; these engines have none (dockerd --bridge=none) and need none.
+            network_mode="none",
+            timeout=1800,
+        )
+        for event in stream:
+            if "error" in event:
+                raise ImageBuildError(f"building {RUNNER_IMAGE} failed: {event['error']}")
+            text = str(event.get("stream", "")).strip()
+            if text:
+                progress(text)
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def ensure_images(
+    force: bool = False,
+    progress: Progress = _silent,
+    client: docker.DockerClient | None = None,
+    docker_dir: Path = DOCKER_DIR,
+) -> BuildReport:
+    """Make sure scylla-base and scylla-runner exist and match their inputs.
+
+    ``force`` rebuilds both even when their labels match (``--scylla-build-image``).
+    """
+    client = client or docker.from_env(timeout=300)
+    base_inputs = base_inputs_hash()
+    t0 = time.monotonic()
+    base = None if force else _labelled_image(client, BASE_IMAGE, base_inputs)
+    base_built = base is None
+    if base is None:
+        progress(f"building {BASE_IMAGE} (about a minute)")
+        old_base = _image_id(client, BASE_IMAGE)
+        _build_base(client, base_inputs, progress)
+        base = client.images.get(BASE_IMAGE)
+    else:
+        progress(f"{BASE_IMAGE} is up to date")
+    t1 = time.monotonic()
+    runner_inputs = runner_inputs_hash(str(base.id), docker_dir)
+    runner_built = force or _labelled_image(client, RUNNER_IMAGE, runner_inputs) is None
+    if runner_built:
+        old_runner = _image_id(client, RUNNER_IMAGE)
+        _build_runner(client, runner_inputs, progress, docker_dir)
+        _drop_replaced(client, old_runner, RUNNER_IMAGE)
+    if base_built:
+        # After the runner: the old runner was the last user of the old base.
+        _drop_replaced(client, old_base, BASE_IMAGE)
+    else:
+        progress(f"{RUNNER_IMAGE} is up to date")
+    t2 = time.monotonic()
+    return BuildReport(base_built, runner_built, t1 - t0, t2 - t1)
+
+
+def ensure_image(force: bool = False, progress: Progress = _silent) -> str:
+    """Build what is missing and return the runner image reference."""
+    ensure_images(force=force, progress=progress)
+    return RUNNER_IMAGE
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Build the scylla-base and scylla-runner images.")
+    parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        report = ensure_images(force=args.force, progress=lambda line: print(line, flush=True))
+    except (ImageBuildError, docker.errors.DockerException) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"done in {time.monotonic() - started:.1f}s "
+        f"(base {'built' if report.base_built else 'cached'} {report.base_s:.1f}s, "
+        f"runner {'built' if report.runner_built else 'cached'} {report.runner_s:.1f}s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
