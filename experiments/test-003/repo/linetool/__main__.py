@@ -1,0 +1,5 @@
+import sys
+
+from linetool.cli import main
+
+sys.exit(main())
