@@ -393,7 +393,10 @@ def test_key_in_the_evidence_never_reaches_the_model_or_disk(
 ) -> None:
     server.set_replies([tool_reply({**VALID, "overall_reasoning": f"the diff leaks {KEY}"})])
     out = tmp_path / "out"
-    record = make_judge(server, tmp_path).judge(make_input(diff=f"+key={KEY}\n"), JUDGED, out)
+    cache = JudgeCache(tmp_path / "cache")
+    judge = make_judge(server, tmp_path, cache=cache)
+    record = judge.judge(make_input(diff=f"+key={KEY}\n"), JUDGED, out)
+    assert list((tmp_path / "cache").rglob("*.json"))  # the cache file is checked below too
     assert record.status == "ok"
     assert KEY not in json.dumps(server.message_requests()[0].body)
     assert KEY not in record.overall_reasoning

@@ -324,10 +324,11 @@ class LlmJudge:
                 model=self.model,
                 status="ok",
                 items={
-                    a.item_id: ItemJudgment(achieved=a.achieved, reason=a.reason)
+                    # Redacted before the record can reach the judge cache or the disk.
+                    a.item_id: ItemJudgment(achieved=a.achieved, reason=self.redactor(a.reason))
                     for a in answer.items
                 },
-                overall_reasoning=answer.overall_reasoning,
+                overall_reasoning=self.redactor(answer.overall_reasoning),
                 tokens=tokens,
                 attempts=attempt,
             )
@@ -383,8 +384,5 @@ class LlmJudge:
         atomic_write_text(
             out_dir / RESPONSE_FILE, self.redactor(log.model_dump_json(indent=2)) + "\n"
         )
-        record.overall_reasoning = self.redactor(record.overall_reasoning)
-        for judgment in record.items.values():
-            judgment.reason = self.redactor(judgment.reason)
         atomic_write_json(out_dir / JUDGMENT_FILE, record)
         return record
