@@ -41,6 +41,7 @@ from pytest_scylla.workspace import (
     SourceCache,
     WorkspaceError,
     clone_workspace,
+    git,
     materialize,
     remove_tree,
     summarize_changes,
@@ -207,6 +208,7 @@ class RunExecutor:
             repository, commit = services.source_cache.repository(experiment)
             clone_workspace(repository, commit, dirs.workspace)
             manifest = materialize(dirs.workspace, plan.subtest, experiment.catalogue)
+            base_commit = git(["rev-parse", "HEAD"], dirs.workspace).strip()
             atomic_write_json(run_dir / MANIFEST_FILE, manifest)
             record.config_manifest_sha256 = manifest.sha256()
             (dirs.inputs / PROMPT_FILE_NAME).write_text(experiment.prompt, encoding="utf-8")
@@ -232,7 +234,16 @@ class RunExecutor:
                 {"scylla.run": plan.node_id, "scylla.session": services.session_id},
             )
             try:
-                check_env = base_env(sandbox, os.environ.get("PATH"))
+                check_env = {
+                    **base_env(sandbox, os.environ.get("PATH")),
+                    # Checks may compare with where the run started; git must not refuse a
+                    # workspace another uid (the container's agent) owns.
+                    "SCYLLA_START_COMMIT": commit,
+                    "SCYLLA_BASE_COMMIT": base_commit,
+                    "GIT_CONFIG_COUNT": "1",
+                    "GIT_CONFIG_KEY_0": "safe.directory",
+                    "GIT_CONFIG_VALUE_0": "*",
+                }
                 checks = ChecksRecord()
                 phase_started = time.monotonic()
                 checks.baseline = run_pipeline(

@@ -69,17 +69,10 @@ class ScyllaSession:
 
 def make_sandbox_factory(settings: ScyllaSettings, session_id: str) -> SandboxFactory:
     if settings.sandbox == "docker":
-        from pytest_scylla.sandbox.docker import DockerSandboxFactory, DockerSettings
+        from pytest_scylla.sandbox.docker import DockerSandboxFactory
+        from pytest_scylla.sandbox.preflight import docker_settings
 
-        return DockerSandboxFactory(
-            DockerSettings(
-                network=settings.docker_network,
-                memory=settings.docker_memory,
-                cpus=settings.docker_cpus,
-                pids=settings.docker_pids,
-            ),
-            session_id=session_id,
-        )
+        return DockerSandboxFactory(docker_settings(settings), session_id=session_id)
     from pytest_scylla.sandbox.local import LocalSandboxFactory
 
     return LocalSandboxFactory()

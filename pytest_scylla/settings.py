@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from pytest_scylla.spec.experiment import TIER_IDS
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
-DEFAULT_JUDGE_MODEL = "claude-opus-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
+DEFAULT_JUDGE_MODEL = "claude-opus-4-6"
 DEFAULT_RUNS = 10
 DEFAULT_RUN_TIMEOUT_S = 3600.0
 NO_JUDGE = "none"
@@ -44,6 +44,7 @@ class ScyllaSettings(BaseModel):
     docker_memory: str = "4g"
     docker_cpus: float = 2.0
     docker_pids: int = 512
+    docker_credentials: bool = False
     build_image: bool = False
     rejudge: bool = False
     regenerate: bool = False

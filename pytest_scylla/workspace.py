@@ -200,8 +200,14 @@ def materialize(workspace: Path, subtest: ResolvedSubTest, catalogue: Catalogue)
                     str(path),
                     manifest,
                 )
-    if resources.settings:
-        settings = json.dumps(resources.settings, indent=2, sort_keys=True) + "\n"
+    settings_data = dict(resources.settings)
+    if resources.mcp_servers:
+        # Project MCP servers wait for an approval no one can give in a headless run.
+        approved = list(settings_data.get("enabledMcpjsonServers", []))
+        approved += [name for name in sorted(resources.mcp_servers) if name not in approved]
+        settings_data["enabledMcpjsonServers"] = approved
+    if settings_data:
+        settings = json.dumps(settings_data, indent=2, sort_keys=True) + "\n"
         _write(workspace, ".claude/settings.json", settings.encode(), "generated", manifest)
     if resources.mcp_servers:
         servers = {
@@ -266,8 +272,9 @@ def remove_tree(path: Path) -> None:
     """Remove a workspace even where an agent left read-only files behind."""
 
     def make_writable_and_retry(function, failed_path, _error) -> None:  # type: ignore[no-untyped-def]
+        Path(failed_path).parent.chmod(0o700)
         Path(failed_path).chmod(0o700)
         function(failed_path)
 
     if path.exists():
-        shutil.rmtree(path, onexc=make_writable_and_retry)
+        shutil.rmtree(path, onerror=make_writable_and_retry)  # onexc needs Python 3.12

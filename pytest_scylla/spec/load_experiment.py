@@ -124,6 +124,13 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
     digest = hashlib.sha256()
     for path in fixture_files:
         digest.update(path.read_bytes())
+    # The shipped repository and solution are part of the task too: a change must show.
+    for tree in (source_dir, solution):
+        if tree is not None:
+            for path in sorted(tree.rglob("*")) if tree.is_dir() else [tree]:
+                if path.is_file() and ".git" not in path.parts:
+                    digest.update(path.relative_to(directory).as_posix().encode())
+                    digest.update(path.read_bytes())
     return Experiment(
         directory=directory,
         test_file=test_file,

@@ -1,0 +1,124 @@
+"""LLM judging of one run, as the runner needs it: build what the judges see from the saved
+run files, run the panel (only the judges still missing), and build the consensus."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anthropic
+
+from pytest_scylla.judges.backoff import SharedBackoff
+from pytest_scylla.judges.cache import JudgeCache
+from pytest_scylla.judges.checks import command_item_scores
+from pytest_scylla.judges.consensus import NoJudgeSucceeded, build_consensus
+from pytest_scylla.judges.llm import LlmJudge
+from pytest_scylla.judges.panel import JudgePanel
+from pytest_scylla.judges.prompt import JudgeInput
+from pytest_scylla.pricing import PricingTable
+from pytest_scylla.records import ChecksRecord, ConsensusRecord, JudgeRecord, RunRecord, ScoreRecord
+from pytest_scylla.redact import Redactor
+from pytest_scylla.runner import DIFF_FILE, JudgeRunner, RunPlan
+from pytest_scylla.settings import ScyllaSettings
+
+if TYPE_CHECKING:
+    from pytest_scylla.judges.llm import Judge
+
+STATE_DIR = ".scylla"
+
+
+class LlmJudgeRunner(JudgeRunner):
+    def __init__(self, settings: ScyllaSettings, redactor: Redactor) -> None:
+        self.settings = settings
+        self.redactor = redactor
+        state = settings.results_dir / STATE_DIR
+        state.mkdir(parents=True, exist_ok=True)
+        self.backoff = SharedBackoff(state / "api-backoff.json")
+        self.cache = JudgeCache(state / "judge-cache")
+        self.panel = JudgePanel(settings.judge_models, self._make_judge)
+
+    @cached_property
+    def pricing(self) -> PricingTable:
+        return PricingTable.load()
+
+    @cached_property
+    def client(self) -> anthropic.Anthropic:
+        api_key = os.environ.get("ANTHROPIC_API_KEY")
+        auth_token = os.environ.get("ANTHROPIC_AUTH_TOKEN")
+        if not api_key and not auth_token and os.environ.get("ANTHROPIC_BASE_URL"):
+            api_key = "no-key"  # a local server that wants none; the SDK insists on one
+        return anthropic.Anthropic(api_key=api_key, auth_token=auth_token)
+
+    def _make_judge(self, model: str) -> Judge:
+        return LlmJudge(
+            model,
+            client=self.client,
+            backoff=self.backoff,
+            # A rejudge asks the models again: a cached answer would just repeat itself.
+            cache=None if self.settings.rejudge else self.cache,
+            pricing=self.pricing,
+            redactor=self.redactor,
+        )
+
+    def judge(
+        self, plan: RunPlan, record: RunRecord, run_dir: Path, *, rejudge: bool
+    ) -> tuple[list[JudgeRecord], ScoreRecord | None, ConsensusRecord | None]:
+        experiment = plan.experiment
+        rubric = experiment.normalized_rubric
+        diff_path = run_dir / DIFF_FILE
+        judge_input = JudgeInput(
+            task_prompt=experiment.prompt,
+            criteria=experiment.criteria,
+            rubric=rubric,
+            rubric_text=(experiment.directory / experiment.spec.validation.rubric_file).read_text(
+                encoding="utf-8"
+            ),
+            diff=diff_path.read_text(encoding="utf-8") if diff_path.is_file() else "",
+            files=record.workspace.files if record.workspace else [],
+            checks=record.checks or ChecksRecord(),
+        )
+        items = [item for item in rubric.items() if item.command is None]
+        if not items:  # everything is objective: nothing for a model to judge
+            return [], *self._score(plan, record, [])
+        only_models = (
+            set(self.settings.add_judges) if rejudge and self.settings.add_judges else None
+        )
+        judges = self.panel.run(
+            judge_input,
+            items,
+            run_dir / "judges",
+            record.judges,
+            rejudge=rejudge,
+            only_models=only_models,
+        )
+        return judges, *self._score(plan, record, judges)
+
+    def rescore(
+        self, plan: RunPlan, record: RunRecord
+    ) -> tuple[ScoreRecord | None, ConsensusRecord | None]:
+        return self._score(plan, record, record.judges)
+
+    def _score(
+        self, plan: RunPlan, record: RunRecord, judges: list[JudgeRecord]
+    ) -> tuple[ScoreRecord | None, ConsensusRecord | None]:
+        experiment = plan.experiment
+        rubric = experiment.normalized_rubric
+        command_items = command_item_scores(
+            rubric, (record.checks or ChecksRecord()).rubric_commands
+        )
+        threshold = experiment.pass_threshold(self.settings.pass_threshold)
+        scale = experiment.rubric.grading.grade_scale or None
+        if not any(item.command is None for item in rubric.items()):
+            from pytest_scylla.judges.scoring import score_items
+
+            return score_items(
+                rubric, command_items, pass_threshold=threshold, grade_scale=scale
+            ), None
+        try:
+            return build_consensus(
+                rubric, command_items, judges, pass_threshold=threshold, grade_scale=scale
+            )
+        except NoJudgeSucceeded:
+            return None, None
