@@ -1,0 +1,184 @@
+"""Any CLI agent from a command template, plus what every process-running agent shares.
+
+The template may use ``{prompt_file}``, ``{workspace}`` and ``{model}``; values are
+shell-quoted before the template is split like a shell would, so a path with spaces stays
+one argument. Nothing else in the template is interpreted (braces of JSON or ``${VAR}`` stay
+as written). Such an agent reports no tokens and no cost: the record says only how the
+process ended.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from pytest_scylla.agents.base import (
+    COMMAND_FILE,
+    PROMPT_FILE_NAME,
+    STDERR_FILE,
+    STDOUT_FILE,
+    AgentRequest,
+    base_env,
+)
+from pytest_scylla.records import AgentRecord, atomic_write_json, atomic_write_text
+from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.sandbox.base import Sandbox, SandboxError
+
+TAIL_CHARS = 4000
+PLACEHOLDERS = ("prompt_file", "workspace", "model")
+
+
+class CommandRecord(BaseModel):
+    """``agent/command.json``: how the agent was started, secrets redacted."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    timeout_s: float
+    prompt_via_stdin: bool = False
+    cli_version: str | None = None
+
+
+def runs_on_host(request: AgentRequest, sandbox: Sandbox) -> bool:
+    """A sandbox that shows the run directories at their host paths runs on the host."""
+    return sandbox.paths.workspace == str(request.dirs.workspace)
+
+
+def host_path(request: AgentRequest, sandbox: Sandbox) -> str | None:
+    """On the host the agent needs the host's tools; a container has its own PATH."""
+    return os.environ.get("PATH") if runs_on_host(request, sandbox) else None
+
+
+def read_tail(path: Path, chars: int = TAIL_CHARS) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - chars))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def redact_file(path: Path, redactor: Redactor) -> None:
+    """Secrets echoed by an agent must not stay in a saved log."""
+    if not path.is_file() or not redactor.secrets:
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    cleaned = redactor(text)
+    if cleaned != text:
+        atomic_write_text(path, cleaned)
+
+
+def run_process_agent(
+    name: str,
+    request: AgentRequest,
+    sandbox: Sandbox,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+) -> AgentRecord:
+    """Run one agent process; save command.json, stdout and stderr; say how it ended.
+
+    A timeout or a process that cannot start is an infrastructure error (``finished``
+    False, redone on resume); a non-zero exit is the agent's own failure.
+    """
+    agent_dir = request.agent_dir
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    redactor = request.redactor
+    for secret in secrets_from_env(env):
+        redactor.add(secret)
+    atomic_write_json(
+        agent_dir / COMMAND_FILE,
+        CommandRecord(
+            argv=[redactor(arg) for arg in argv],
+            env=redactor.env(env),
+            cwd=sandbox.paths.workspace,
+            timeout_s=request.timeout_s,
+        ),
+    )
+    stdout_path, stderr_path = agent_dir / STDOUT_FILE, agent_dir / STDERR_FILE
+    try:
+        outcome = sandbox.run(
+            list(argv),
+            env=env,
+            timeout_s=request.timeout_s,
+            stdout_path=stdout_path,
+            stderr_path=stderr_path,
+        )
+    except SandboxError as error:
+        return AgentRecord(
+            agent=name,
+            model=request.model,
+            finished=False,
+            error_reason=redactor(f"could not start the agent: {error}"),
+        )
+    for path in (stdout_path, stderr_path):
+        redact_file(path, redactor)
+    reason = None
+    if outcome.timed_out:
+        reason = f"timed out after {request.timeout_s:g} s"
+    elif outcome.exit_code != 0:
+        last = [line for line in read_tail(stderr_path).splitlines() if line.strip()]
+        reason = f"exited with code {outcome.exit_code}" + (
+            f": {last[-1].strip()[:300]}" if last else ""
+        )
+    return AgentRecord(
+        agent=name,
+        model=request.model,
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        finished=not outcome.timed_out,
+        is_error=outcome.exit_code != 0 and not outcome.timed_out,
+        error_reason=reason,
+        duration_s=outcome.duration_s,
+    )
+
+
+def render_template(template: str, values: Mapping[str, str]) -> list[str]:
+    text = template
+    for key in PLACEHOLDERS:
+        text = text.replace("{" + key + "}", shlex.quote(values.get(key, "")))
+    return shlex.split(text)
+
+
+class CommandAgent:
+    name = "command"
+
+    def __init__(self, template: str) -> None:
+        if not template.strip():
+            raise ValueError("the command agent needs a non-empty command template")
+        self.template = template
+
+    def prepare_inputs(self, request: AgentRequest) -> None:
+        return None
+
+    def build_argv(self, request: AgentRequest, sandbox: Sandbox) -> list[str]:
+        return render_template(
+            self.template,
+            {
+                "prompt_file": f"{sandbox.paths.inputs}/{PROMPT_FILE_NAME}",
+                "workspace": sandbox.paths.workspace,
+                "model": request.model or "",
+            },
+        )
+
+    def build_env(self, request: AgentRequest, sandbox: Sandbox) -> dict[str, str]:
+        env = base_env(sandbox, host_path(request, sandbox))
+        env.update(request.passthrough_env)
+        return env
+
+    def run(self, request: AgentRequest, sandbox: Sandbox) -> AgentRecord:
+        (request.dirs.home / "tmp").mkdir(parents=True, exist_ok=True)
+        return run_process_agent(
+            self.name,
+            request,
+            sandbox,
+            self.build_argv(request, sandbox),
+            self.build_env(request, sandbox),
+        )
+
+    def parse_saved(self, agent_dir: Path, previous: AgentRecord) -> AgentRecord:
+        return previous.model_copy()  # the output has no structure to read more from

@@ -1,0 +1,192 @@
+"""LocalSandbox: exit codes, a scrubbed environment, output capture, and a timeout that
+kills the whole process group (grandchildren included)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_scylla.sandbox.base import RunDirs
+from pytest_scylla.sandbox.local import LocalSandbox, LocalSandboxFactory
+
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> LocalSandbox:
+    dirs = RunDirs(tmp_path / "ws", tmp_path / "home", tmp_path / "inputs")
+    factory = LocalSandboxFactory(kill_grace_s=0.5)
+    assert factory.check_available() is None
+    assert factory.sweep_stale() == 0
+    return factory.open(dirs, {"run": "t"})
+
+
+def _run(sandbox: LocalSandbox, tmp_path: Path, script: str, timeout_s: float = 30, **kw):
+    out, err = tmp_path / "out" / "stdout.log", tmp_path / "out" / "stderr.log"
+    outcome = sandbox.run(
+        ["bash", "-c", script],
+        env=kw.pop("env", ENV),
+        timeout_s=timeout_s,
+        stdout_path=out,
+        stderr_path=err,
+        **kw,
+    )
+    return outcome, out.read_text(), err.read_text()
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_paths_are_host_paths(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    assert sandbox.paths.workspace == str(tmp_path / "ws")
+    assert sandbox.paths.home == str(tmp_path / "home")
+    assert sandbox.paths.inputs == str(tmp_path / "inputs")
+    assert (tmp_path / "home" / "tmp").is_dir()
+
+
+@pytest.mark.parametrize("code", [0, 1, 3, 42])
+def test_exit_code(sandbox: LocalSandbox, tmp_path: Path, code: int) -> None:
+    outcome, _, _ = _run(sandbox, tmp_path, f"exit {code}")
+    assert outcome.exit_code == code
+    assert not outcome.timed_out
+    assert outcome.duration_s < 10
+
+
+def test_output_captured_and_cwd_defaults_to_workspace(
+    sandbox: LocalSandbox, tmp_path: Path
+) -> None:
+    outcome, out, err = _run(sandbox, tmp_path, "pwd; echo oops >&2")
+    assert outcome.exit_code == 0
+    assert out.strip() == str(tmp_path / "ws")
+    assert err.strip() == "oops"
+    _, out, _ = _run(sandbox, tmp_path, "pwd", cwd=str(tmp_path / "home"))
+    assert out.strip() == str(tmp_path / "home")
+
+
+def test_environment_is_exactly_the_given_one(
+    sandbox: LocalSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCYLLA_HOST_ONLY_SECRET", "host-value")
+    _, out, _ = _run(sandbox, tmp_path, "env", env={**ENV, "GIVEN": "yes"})
+    names = {line.split("=", 1)[0] for line in out.splitlines() if "=" in line}
+    assert "SCYLLA_HOST_ONLY_SECRET" not in names
+    assert "host-value" not in out
+    assert "GIVEN=yes" in out
+    # bash adds a few of its own (PWD, SHLVL, _); nothing else of the host's.
+    assert names <= {*ENV, "GIVEN", "PWD", "SHLVL", "_", "OLDPWD"}
+
+
+def test_missing_executable_is_a_sandbox_error(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    from pytest_scylla.sandbox.base import SandboxError
+
+    with pytest.raises(SandboxError, match="cannot start"):
+        sandbox.run(
+            ["/nonexistent/binary"],
+            env=ENV,
+            timeout_s=5,
+            stdout_path=tmp_path / "o",
+            stderr_path=tmp_path / "e",
+        )
+
+
+def test_timeout_kills_the_whole_group(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pids"
+    script = f"sleep 100 & echo $! >> {pid_file}; sleep 100 & echo $! >> {pid_file}; wait"
+    started = time.monotonic()
+    outcome, _, _ = _run(sandbox, tmp_path, script, timeout_s=1)
+    assert outcome.timed_out
+    assert outcome.exit_code is None
+    assert time.monotonic() - started < 10
+    pids = [int(p) for p in pid_file.read_text().split()]
+    assert len(pids) == 2
+    pgid = os.getpgid(pids[0]) if not _gone(pids[0]) else None
+    # The sleeps were in the group of the bash leader; after the timeout none of it is left.
+    assert pgid is None
+    for pid in pids:
+        assert _gone(pid)
+
+
+def test_timeout_kills_grandchild_group(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    """The brief's case: ``bash -c 'sleep 100 & sleep 100'``; killpg(pgid, 0) must fail."""
+    pid_file = tmp_path / "leader"
+    outcome, _, _ = _run(
+        sandbox, tmp_path, f"echo $$ > {pid_file}; sleep 100 & sleep 100", timeout_s=1
+    )
+    assert outcome.timed_out
+    leader = int(pid_file.read_text())
+    # start_new_session: the leader's pid is the process group id.
+    assert _group_gone(leader)
+
+
+def test_leftover_background_process_is_killed_after_normal_exit(
+    sandbox: LocalSandbox, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "bg"
+    outcome, _, _ = _run(
+        sandbox, tmp_path, f"echo $$ > {pid_file}; (sleep 100 >/dev/null 2>&1 &); exit 0"
+    )
+    assert outcome.exit_code == 0
+    assert _group_gone(int(pid_file.read_text()))
+
+
+def test_setsid_child_of_a_live_parent_is_killed(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    """A child in its own session escapes the group; it is still found through its parent."""
+    pid_file = tmp_path / "escaper"
+    script = f"setsid sleep 100 & echo $! > {pid_file}; wait"
+    outcome, _, _ = _run(sandbox, tmp_path, script, timeout_s=1)
+    assert outcome.timed_out
+    assert _gone(int(pid_file.read_text()))
+
+
+def test_term_ignoring_process_is_killed(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    pid_file = tmp_path / "stubborn"
+    script = f"trap '' TERM; echo $$ > {pid_file}; while true; do sleep 0.1; done"
+    outcome, _, _ = _run(sandbox, tmp_path, script, timeout_s=0.5)
+    assert outcome.timed_out
+    assert _group_gone(int(pid_file.read_text()))
+
+
+def test_keyboard_interrupt_kills_group_and_reraises(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    pid_file = tmp_path / "leader"
+
+    def interrupt_soon() -> None:
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_soon, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _run(sandbox, tmp_path, f"echo $$ > {pid_file}; sleep 100 & sleep 100", timeout_s=60)
+    assert _group_gone(int(pid_file.read_text()))
+
+
+def _gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie waiting for init to reap it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rfind(")") + 2] == "Z"
+
+
+def test_close_is_idempotent(sandbox: LocalSandbox) -> None:
+    sandbox.close()
+    sandbox.close()
+
+
+def test_popen_is_not_given_our_stdin(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    outcome, out, _ = _run(sandbox, tmp_path, "cat; echo done")
+    assert outcome.exit_code == 0
+    assert out.strip() == "done"
+    assert subprocess  # stdin is /dev/null: `cat` ends at once instead of hanging
