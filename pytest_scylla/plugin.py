@@ -21,6 +21,7 @@ from pytest_scylla.controller import ResultsCollector, preflight
 from pytest_scylla.session import ScyllaSession
 from pytest_scylla.settings import add_options, read_settings
 from pytest_scylla.spec.experiment import TIER_IDS
+from pytest_scylla.testing.fixtures import fake_api  # noqa: F401  (a fixture for users' tests)
 
 RECORD_ATTRIBUTE = "scylla_record"
 EXPERIMENT_FILE_ATTRIBUTE = "scylla_experiment_file"

@@ -307,7 +307,7 @@ def test_claude_command_env_and_redaction(tmp_path: Path) -> None:
         "--model",
         "claude-sonnet-4-5",
         "--dangerously-skip-permissions",
-        "--allowedTools",
+        "--tools",
         "Read,Bash(git *)",
         "--disallowedTools",
         "WebFetch",

@@ -33,7 +33,7 @@ SHIPPED_IDS = ["test-001", "test-002", "test-003"]
 # NOT broken or added (tests unchanged, no stray files, old behaviour kept). Every other
 # command item needs the task done. The scores below prove nop still fails.
 PASS_UNTOUCHED = {
-    "test-001": {"P1"},
+    "test-001": set(),
     "test-002": {"F3", "I1", "P2"},
     "test-003": {"F5", "T3", "Q2"},
 }

@@ -180,8 +180,10 @@ class ClaudeCodeAgent:
         flags.append("--dangerously-skip-permissions")
         tools = request.subtest.resources.tools
         # One comma-joined value each: the options are variadic and would swallow what follows.
+        # --tools limits which built-in tools exist; --allowedTools would only pre-approve
+        # them, which --dangerously-skip-permissions makes meaningless.
         if tools.allowed is not None:
-            flags += ["--allowedTools", ",".join(tools.allowed)]
+            flags += ["--tools", ",".join(tools.allowed)]
         if tools.disallowed:
             flags += ["--disallowedTools", ",".join(tools.disallowed)]
         flags += request.subtest.spec.extra_args
