@@ -1,0 +1,120 @@
+"""Harness overhead: time per item with the `nop` agent on the local sandbox, and the time to
+collect 10,000 items. Run: `python benchmarks/bench_harness.py` (targets: <= 100 ms per item,
+<= 3 s to collect 10,000 items).
+
+Per-item overhead = (wall time of a nop session - wall time of collecting the same items) /
+items: everything the harness does for a run (workspace clone, sub-test files, checks, record,
+aggregates) except starting pytest.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = ROOT / "experiments" / "test-001"
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if completed.returncode not in (0, 1):
+        raise SystemExit(
+            f"{' '.join(argv)} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+        )
+    return elapsed, completed.stdout
+
+
+def collection(items_wanted: int = 10_000) -> None:
+    _, listing = timed(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(EXPERIMENT),
+            "--collect-only",
+            "-q",
+            "--runs",
+            "1",
+            "-p",
+            "no:cacheprovider",
+        ]
+    )
+    per_run = int(re.search(r"(\d+) tests? collected", listing).group(1))  # type: ignore[union-attr]
+    runs = -(-items_wanted // per_run)
+    walls, inner = [], []
+    for _ in range(3):
+        wall, output = timed(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(EXPERIMENT),
+                "--collect-only",
+                "-q",
+                "--runs",
+                str(runs),
+                "-p",
+                "no:cacheprovider",
+            ]
+        )
+        match = re.search(r"(\d+) tests? collected in ([0-9.]+)s", output)
+        assert match is not None, output[-500:]
+        walls.append(wall)
+        inner.append(float(match.group(2)))
+    print(
+        f"collection: {int(match.group(1))} items; pytest's collection time median {statistics.median(inner):.2f} s, whole command median {statistics.median(walls):.2f} s (target <= 3 s)"
+    )
+
+
+def _session(runs: int, results: Path) -> tuple[int, float]:
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(EXPERIMENT),
+        "--agent",
+        "nop",
+        "--judge-model",
+        "none",
+        "--tiers",
+        "T0",
+        "--runs",
+        str(runs),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--results-dir",
+        str(results),
+    ]
+    wall, output = timed(argv)
+    items = sum(int(n) for n in re.findall(r"(\d+) (?:passed|failed)", output))
+    return items, wall
+
+
+def nop_overhead(small: int = 2, large: int = 8) -> None:
+    """Two session sizes, so fixed costs (interpreter, imports, aggregates) cancel out."""
+    with tempfile.TemporaryDirectory(prefix="scylla-bench-") as scratch:
+        small_items, small_wall = _session(small, Path(scratch) / "small")
+        large_items, large_wall = _session(large, Path(scratch) / "large")
+        per_item = (large_wall - small_wall) / (large_items - small_items)
+        _, resumed_small = _session(small, Path(scratch) / "small")
+        _, resumed_large = _session(large, Path(scratch) / "large")
+        per_resumed = (resumed_large - resumed_small) / (large_items - small_items)
+    print(
+        f"nop agent, local sandbox: {small_items} items {small_wall:.2f} s, {large_items} items {large_wall:.2f} s"
+    )
+    print(f"harness overhead per item: {per_item * 1000:.0f} ms (target <= 100 ms)")
+    print(f"resume from disk (no agent, no checks): {per_resumed * 1000:.1f} ms per item")
+
+
+if __name__ == "__main__":
+    collection()
+    nop_overhead()
