@@ -52,6 +52,8 @@ class ScyllaSettings(BaseModel):
     fake_api: Path | None = None
     tiers_dir: Path | None = None
     keep_workspace: bool = False
+    judge_timeout: float = 300.0
+    api_retry_budget: float = 300.0
 
     @property
     def judge_models(self) -> list[str]:
@@ -271,6 +273,22 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "--scylla-tiers-dir",
         "tiers_dir",
         {"metavar": "DIR", "help": "extra tier catalogue layered over the packaged one"},
+        "string",
+    ),
+    (
+        "--scylla-judge-timeout",
+        "judge_timeout",
+        {"type": float, "metavar": "SECONDS", "help": "timeout of one judge request (default 300)"},
+        "string",
+    ),
+    (
+        "--scylla-api-retry-budget",
+        "api_retry_budget",
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "help": "total time judges may spend retrying 429/529/5xx (default 300)",
+        },
         "string",
     ),
     (

@@ -14,6 +14,7 @@ from pytest_scylla.spec.experiment import CheckCommand
 from pytest_scylla.spec.rubric import NormalizedRubric
 
 OUTPUT_TAIL_CHARS = 4000
+WORKSPACE_PLACEHOLDER = "<workspace>"
 
 
 def run_check(
@@ -42,7 +43,11 @@ def run_check(
         exit_code=outcome.exit_code,
         timed_out=outcome.timed_out,
         duration_s=round(outcome.duration_s, 3),
-        output_tail=redactor(output[-OUTPUT_TAIL_CHARS:]),
+        # The workspace path differs per run and sandbox; left in, it would make every judge
+        # prompt unique (no judge cache hit) and local and docker records differ.
+        output_tail=redactor(
+            output.replace(sandbox.paths.workspace, WORKSPACE_PLACEHOLDER)[-OUTPUT_TAIL_CHARS:]
+        ),
     )
 
 

@@ -54,6 +54,9 @@ class JudgeInput(BaseModel):
     diff: str  # truncated on construction above DIFF_LIMIT_CHARS
     files: list[str] = Field(default_factory=list)
     checks: ChecksRecord = ChecksRecord()
+    # Which run this is: every run gets its own judgment, and the judge cache only reuses a
+    # judgment for the same run, never one run's for another with identical evidence.
+    run_label: str = ""
 
     @field_validator("diff")
     @classmethod
@@ -173,7 +176,8 @@ def _run_text(judge_input: JudgeInput) -> str:
         for item_id, result in sorted(checks.rubric_commands.items())
     ]
     parts = [
-        "# Evidence from this run",
+        "# Evidence from this run"
+        + (f" ({judge_input.run_label})" if judge_input.run_label else ""),
         "## Workspace diff\n\n```diff\n" + (judge_input.diff or "(empty diff)") + "\n```",
         "## Files in the workspace afterwards\n\n```\n" + file_text + "\n```",
         _checks_text("Checks before the agent ran (baseline)", checks.baseline),

@@ -35,7 +35,9 @@ class LlmJudgeRunner(JudgeRunner):
         self.redactor = redactor
         state = settings.results_dir / STATE_DIR
         state.mkdir(parents=True, exist_ok=True)
-        self.backoff = SharedBackoff(state / "api-backoff.json")
+        self.backoff = SharedBackoff(
+            state / "api-backoff.json", max_total_s=settings.api_retry_budget
+        )
         self.cache = JudgeCache(state / "judge-cache")
         self.panel = JudgePanel(settings.judge_models, self._make_judge)
 
@@ -60,6 +62,7 @@ class LlmJudgeRunner(JudgeRunner):
             cache=None if self.settings.rejudge else self.cache,
             pricing=self.pricing,
             redactor=self.redactor,
+            request_timeout_s=self.settings.judge_timeout,
         )
 
     def judge(
@@ -78,13 +81,17 @@ class LlmJudgeRunner(JudgeRunner):
             diff=diff_path.read_text(encoding="utf-8") if diff_path.is_file() else "",
             files=record.workspace.files if record.workspace else [],
             checks=record.checks or ChecksRecord(),
+            run_label=f"{experiment.id} {record.tier}/{record.subtest} run {record.run}",
         )
         items = [item for item in rubric.items() if item.command is None]
         if not items:  # everything is objective: nothing for a model to judge
             return [], *self._score(plan, record, [])
-        only_models = (
-            set(self.settings.add_judges) if rejudge and self.settings.add_judges else None
-        )
+        # `--scylla-rejudge --add-judge M`: only the judges this run has no ok judgment from.
+        # `--add-judge` also builds the panel, so when every one of them has judged already
+        # the rejudge is a plain one: every judge again.
+        judged = {judge.model for judge in record.judges if judge.status == "ok"}
+        new_judges = set(self.settings.add_judges) - judged
+        only_models = new_judges if rejudge and new_judges else None
         judges = self.panel.run(
             judge_input,
             items,
