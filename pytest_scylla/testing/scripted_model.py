@@ -245,10 +245,16 @@ def _texts(value: Any) -> list[str]:
 
 
 def working_directory(body: dict[str, Any]) -> str | None:
-    """The CLI's working directory as named in the request (system prompt or first message;
-    CLI 2.1.331 puts it in a system-reminder in the first user message)."""
+    """The CLI's working directory as named in the request: in the system prompt or in a
+    message before the first assistant turn (CLI 2.1.331 puts it in a ``system``-role
+    message right after the first user message)."""
     messages = body.get("messages") or []
-    for text in _texts(body.get("system")) + _texts(messages[:1]):
+    opening = []
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            break
+        opening.append(message)
+    for text in _texts(body.get("system")) + _texts(opening):
         match = _PWD_RE.search(text)
         if match:
             return match.group(1).strip()
