@@ -55,6 +55,7 @@ PASSTHROUGH_ENV = (
     "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_BASE_URL",
     "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_MAX_RETRIES",  # the CLI's own API retry budget (default 10, minutes of backoff)
 )
 
 
