@@ -24,7 +24,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pytest_scylla.agents.base import (
-    COMMAND_FILE,
     PROMPT_FILE_NAME,
     STDERR_FILE,
     STDOUT_FILE,
@@ -33,14 +32,12 @@ from pytest_scylla.agents.base import (
 )
 from pytest_scylla.agents.claude_stream import StreamSummary, parse_stream_file
 from pytest_scylla.agents.command import (
-    CommandRecord,
     host_path,
     read_tail,
-    redact_file,
+    run_logged,
     runs_on_host,
 )
-from pytest_scylla.records import AgentRecord, atomic_write_json
-from pytest_scylla.redact import secrets_from_env
+from pytest_scylla.records import AgentRecord
 from pytest_scylla.sandbox.base import ProcessOutcome, Sandbox, SandboxError
 
 AGENT_NAME = "claude-code"
@@ -212,39 +209,23 @@ class ClaudeCodeAgent:
         agent_dir.mkdir(parents=True, exist_ok=True)
         (request.dirs.home / "tmp").mkdir(parents=True, exist_ok=True)
         (request.dirs.home / ".claude").mkdir(parents=True, exist_ok=True)
-        stdout_path, stderr_path = agent_dir / STDOUT_FILE, agent_dir / STDERR_FILE
         try:
             prompt = (request.dirs.inputs / PROMPT_FILE_NAME).read_text(encoding="utf-8")
             argv = self.build_argv(request, sandbox, prompt)
         except (OSError, ClaudeNotFound) as error:
             return self._not_started(request, f"could not start the CLI: {error}")
         env = self.build_env(request, sandbox)
-        redactor = request.redactor
-        for secret in secrets_from_env(env):
-            redactor.add(secret)
-        atomic_write_json(
-            agent_dir / COMMAND_FILE,
-            CommandRecord(
-                argv=[redactor(arg) for arg in argv],
-                env=redactor.env(env),
-                cwd=sandbox.paths.workspace,
-                timeout_s=request.timeout_s,
+        try:
+            outcome = run_logged(
+                request,
+                sandbox,
+                argv,
+                env,
                 prompt_via_stdin="-c" in argv[:2],
                 cli_version=self.cli_version() if runs_on_host(request, sandbox) else None,
-            ),
-        )
-        try:
-            outcome = sandbox.run(
-                argv,
-                env=env,
-                timeout_s=request.timeout_s,
-                stdout_path=stdout_path,
-                stderr_path=stderr_path,
             )
         except SandboxError as error:
             return self._not_started(request, f"could not start the CLI: {error}")
-        for path in (stdout_path, stderr_path):
-            redact_file(path, redactor)
         return self._record(request.model, outcome, agent_dir, request.timeout_s)
 
     def _record(

@@ -26,7 +26,7 @@ from pytest_scylla.agents.base import (
 )
 from pytest_scylla.records import AgentRecord, atomic_write_json, atomic_write_text
 from pytest_scylla.redact import Redactor, secrets_from_env
-from pytest_scylla.sandbox.base import Sandbox, SandboxError
+from pytest_scylla.sandbox.base import ProcessOutcome, Sandbox, SandboxError
 
 TAIL_CHARS = 4000
 PLACEHOLDERS = ("prompt_file", "workspace", "model")
@@ -73,17 +73,18 @@ def redact_file(path: Path, redactor: Redactor) -> None:
         atomic_write_text(path, cleaned)
 
 
-def run_process_agent(
-    name: str,
+def run_logged(
     request: AgentRequest,
     sandbox: Sandbox,
     argv: Sequence[str],
     env: Mapping[str, str],
-) -> AgentRecord:
-    """Run one agent process; save command.json, stdout and stderr; say how it ended.
+    *,
+    prompt_via_stdin: bool = False,
+    cli_version: str | None = None,
+) -> ProcessOutcome:
+    """Save ``command.json`` (secrets redacted), run argv, and redact the saved output.
 
-    A timeout or a process that cannot start is an infrastructure error (``finished``
-    False, redone on resume); a non-zero exit is the agent's own failure.
+    Raises SandboxError when the process could not be started.
     """
     agent_dir = request.agent_dir
     agent_dir.mkdir(parents=True, exist_ok=True)
@@ -97,26 +98,45 @@ def run_process_agent(
             env=redactor.env(env),
             cwd=sandbox.paths.workspace,
             timeout_s=request.timeout_s,
+            prompt_via_stdin=prompt_via_stdin,
+            cli_version=cli_version,
         ),
     )
     stdout_path, stderr_path = agent_dir / STDOUT_FILE, agent_dir / STDERR_FILE
+    outcome = sandbox.run(
+        list(argv),
+        env=env,
+        timeout_s=request.timeout_s,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+    )
+    for path in (stdout_path, stderr_path):
+        redact_file(path, redactor)
+    return outcome
+
+
+def run_process_agent(
+    name: str,
+    request: AgentRequest,
+    sandbox: Sandbox,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+) -> AgentRecord:
+    """Run one agent process; save command.json, stdout and stderr; say how it ended.
+
+    A timeout or a process that cannot start is an infrastructure error (``finished``
+    False, redone on resume); a non-zero exit is the agent's own failure.
+    """
     try:
-        outcome = sandbox.run(
-            list(argv),
-            env=env,
-            timeout_s=request.timeout_s,
-            stdout_path=stdout_path,
-            stderr_path=stderr_path,
-        )
+        outcome = run_logged(request, sandbox, argv, env)
     except SandboxError as error:
         return AgentRecord(
             agent=name,
             model=request.model,
             finished=False,
-            error_reason=redactor(f"could not start the agent: {error}"),
+            error_reason=request.redactor(f"could not start the agent: {error}"),
         )
-    for path in (stdout_path, stderr_path):
-        redact_file(path, redactor)
+    stderr_path = request.agent_dir / STDERR_FILE
     reason = None
     if outcome.timed_out:
         reason = f"timed out after {request.timeout_s:g} s"
