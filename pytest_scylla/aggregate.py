@@ -7,14 +7,12 @@ Statistics cover judged runs (passed or failed); errored runs are counted, not s
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import statistics
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pytest_scylla.records import RUN_RECORD_FILE, RunRecord, atomic_write_text
+from pytest_scylla.records import RUN_RECORD_FILE, RunRecord, write_text_if_changed
 from pytest_scylla.stats import SummaryStats, TierComparison, compare_groups, summarize
 
 AGGREGATE_FILE = "result.json"
@@ -202,27 +200,14 @@ def aggregate_experiment(
     )
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        atomic_write_text(path, text)
-
-
 def write_aggregates(experiment_dir: Path, result: ExperimentResult) -> None:
     for tier, tier_result in result.tiers.items():
         for subtest, subtest_result in tier_result.subtests.items():
-            _write_if_changed(
+            write_text_if_changed(
                 experiment_dir / tier / subtest / AGGREGATE_FILE,
                 subtest_result.model_dump_json(indent=2) + "\n",
             )
-        _write_if_changed(
+        write_text_if_changed(
             experiment_dir / tier / AGGREGATE_FILE, tier_result.model_dump_json(indent=2) + "\n"
         )
-    _write_if_changed(experiment_dir / AGGREGATE_FILE, result.model_dump_json(indent=2) + "\n")
-
-
-def timestamp() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def dumps(data: object) -> str:
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    write_text_if_changed(experiment_dir / AGGREGATE_FILE, result.model_dump_json(indent=2) + "\n")

@@ -16,7 +16,13 @@ import pytest
 from pydantic import BaseModel, Field
 
 import pytest_scylla
-from pytest_scylla.records import RUN_RECORD_FILE, RunRecord, atomic_write_text, dump_record
+from pytest_scylla.records import (
+    RUN_RECORD_FILE,
+    RunRecord,
+    atomic_write_text,
+    dump_record,
+    write_text_if_changed,
+)
 from pytest_scylla.redact import Redactor, secrets_from_env
 from pytest_scylla.settings import ScyllaSettings
 
@@ -148,10 +154,8 @@ class ResultsCollector:
             / f"run-{record.run:02d}"
             / RUN_RECORD_FILE
         )
-        text = dump_record(record)
         # A worker on another host has its own disk; on a shared disk this is a no-op.
-        if not run_file.is_file() or run_file.read_text(encoding="utf-8") != text:
-            atomic_write_text(run_file, text)
+        write_text_if_changed(run_file, dump_record(record))
         self.config.hook.pytest_scylla_run_finished(
             config=self.config, record=record, from_disk=from_disk
         )
@@ -176,8 +180,8 @@ class ResultsCollector:
             report = report_input(result, self._experiment_name(experiment_id))
             markdown = self.redactor(render_markdown(report))
             html = self.redactor(render_html(report))
-            _write_if_changed(experiment_dir / "report.md", markdown)
-            _write_if_changed(experiment_dir / "report.html", html)
+            write_text_if_changed(experiment_dir / "report.md", markdown)
+            write_text_if_changed(experiment_dir / "report.html", html)
             self._write_manifest(experiment_dir, records)
             self.results[experiment_id] = result
             self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
@@ -240,8 +244,3 @@ class ResultsCollector:
             f"runs: {self.new_runs} executed, {self.disk_runs} from disk;"
             f" judgments: {self.judgments_new} new, {self.judgments_cached} cached"
         )
-
-
-def _write_if_changed(path: Path, text: str) -> None:
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        atomic_write_text(path, text)

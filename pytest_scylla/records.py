@@ -229,6 +229,15 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """Write atomically unless the file already holds exactly this text (keeps mtimes and
+    bytes of unchanged results untouched); returns whether it wrote."""
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    atomic_write_text(path, text)
+    return True
+
+
 def atomic_write_json(path: Path, model: BaseModel) -> None:
     atomic_write_text(path, model.model_dump_json(indent=2) + "\n")
 

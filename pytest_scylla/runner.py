@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pytest_scylla.agents.base import PROMPT_FILE_NAME, Agent, AgentRequest, base_env
 from pytest_scylla.judges.checks import command_item_scores, run_pipeline, run_rubric_commands
-from pytest_scylla.judges.scoring import score_items
+from pytest_scylla.judges.consensus import commands_only_score
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
     AgentRecord,
@@ -31,6 +31,7 @@ from pytest_scylla.records import (
     atomic_write_text,
     dump_record,
     load_record,
+    write_text_if_changed,
 )
 from pytest_scylla.redact import Redactor
 from pytest_scylla.sandbox.base import RunDirs, SandboxError, SandboxFactory
@@ -107,6 +108,20 @@ class SessionServices:
     source_cache: SourceCache
     session_id: str
     work_root: Path
+
+
+def commands_only_result(
+    experiment: Experiment, record: RunRecord, pass_threshold: float | None
+) -> ScoreRecord:
+    """The score from the rubric's command items alone (LLM judging off, or nothing to judge)."""
+    rubric = experiment.normalized_rubric
+    checks = record.checks or ChecksRecord()
+    return commands_only_score(
+        rubric,
+        command_item_scores(rubric, checks.rubric_commands),
+        pass_threshold=experiment.pass_threshold(pass_threshold),
+        grade_scale=experiment.rubric.grading.grade_scale or None,
+    )
 
 
 def now_iso() -> str:
@@ -290,7 +305,9 @@ class RunExecutor:
         if self.services.judge_runner is None:
             record.judges = []
             record.consensus = None
-            record.result = self._commands_only(plan, record)
+            record.result = commands_only_result(
+                plan.experiment, record, self.settings.pass_threshold
+            )
             return
         judges, result, consensus = self.services.judge_runner.judge(
             plan, record, run_dir, rejudge=rejudge
@@ -306,16 +323,6 @@ class RunExecutor:
             record.error = RunError(
                 stage="judge", message=f"no judge succeeded ({failures or 'no judge ran'})"
             )
-
-    def _commands_only(self, plan: RunPlan, record: RunRecord) -> ScoreRecord:
-        rubric = plan.experiment.normalized_rubric
-        checks = record.checks or ChecksRecord()
-        return score_items(
-            rubric,
-            command_item_scores(rubric, checks.rubric_commands),
-            pass_threshold=plan.experiment.pass_threshold(self.settings.pass_threshold),
-            grade_scale=plan.experiment.rubric.grading.grade_scale or None,
-        )
 
     @staticmethod
     def _finalize_outcome(record: RunRecord) -> None:
@@ -337,14 +344,15 @@ class RunExecutor:
         if record.agent_phase_done:
             record.error = None
             if self.services.judge_runner is None and record.judge_mode == "commands-only":
-                record.result = self._commands_only(plan, record)
+                record.result = commands_only_result(
+                    plan.experiment, record, self.settings.pass_threshold
+                )
             elif self.services.judge_runner is not None:
                 record.result, record.consensus = self.services.judge_runner.rescore(plan, record)
                 if record.result is None:
                     record.error = RunError(stage="judge", message="no judge succeeded")
         self._finalize_outcome(record)
-        if dump_record(record) != dump_record(existing):
-            atomic_write_text(run_dir / RUN_RECORD_FILE, dump_record(record))
+        write_text_if_changed(run_dir / RUN_RECORD_FILE, dump_record(record))
         return RunOutcome(record, from_disk=True, notes=notes)
 
     def _reparse_agent(self, agent_dir: Path, previous: AgentRecord) -> AgentRecord:

@@ -20,7 +20,7 @@ from pytest_scylla.judges.prompt import JudgeInput
 from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import ChecksRecord, ConsensusRecord, JudgeRecord, RunRecord, ScoreRecord
 from pytest_scylla.redact import Redactor
-from pytest_scylla.runner import DIFF_FILE, JudgeRunner, RunPlan
+from pytest_scylla.runner import DIFF_FILE, JudgeRunner, RunPlan, commands_only_result
 from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:
@@ -112,20 +112,18 @@ class LlmJudgeRunner(JudgeRunner):
     ) -> tuple[ScoreRecord | None, ConsensusRecord | None]:
         experiment = plan.experiment
         rubric = experiment.normalized_rubric
+        if not any(item.command is None for item in rubric.items()):
+            return commands_only_result(experiment, record, self.settings.pass_threshold), None
         command_items = command_item_scores(
             rubric, (record.checks or ChecksRecord()).rubric_commands
         )
-        threshold = experiment.pass_threshold(self.settings.pass_threshold)
-        scale = experiment.rubric.grading.grade_scale or None
-        if not any(item.command is None for item in rubric.items()):
-            from pytest_scylla.judges.scoring import score_items
-
-            return score_items(
-                rubric, command_items, pass_threshold=threshold, grade_scale=scale
-            ), None
         try:
             return build_consensus(
-                rubric, command_items, judges, pass_threshold=threshold, grade_scale=scale
+                rubric,
+                command_items,
+                judges,
+                pass_threshold=experiment.pass_threshold(self.settings.pass_threshold),
+                grade_scale=experiment.rubric.grading.grade_scale or None,
             )
         except NoJudgeSucceeded:
             return None, None
