@@ -48,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as error:
         raise pytest.UsageError(f"pytest-scylla: {error}") from None
     config.stash[SESSION_KEY] = ScyllaSession(config=config, settings=settings)
-    _CONFIG.append(config)
+    config.pluginmanager.register(CollectionErrorPolicy(config), "scylla-collection-errors")
     if is_controller(config):
         # Before xdist starts its workers: they inherit the environment set up here.
         preflight(config, settings)
@@ -64,47 +64,32 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if config in _CONFIG:
-        _CONFIG.remove(config)
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.name == EXPERIMENT_FILE:
         return ExperimentFile.from_parent(parent, path=file_path)
     return None
 
 
-_USER_CONTINUES_KEY = pytest.StashKey[bool]()
-_FOREIGN_ERRORS_KEY = pytest.StashKey[int]()
-
-
-def pytest_collectreport(report: pytest.CollectReport) -> None:
+class CollectionErrorPolicy:
     """A malformed experiment fails its own collection, and the others still run.
 
     pytest stops a session at any collection error; we let it go on only while every
     collection error is a malformed experiment (works on xdist's controller too)."""
-    if not report.failed:
-        return
-    config = _config_of(report)
-    if config is None:
-        return
-    if _USER_CONTINUES_KEY not in config.stash:
-        config.stash[_USER_CONTINUES_KEY] = bool(config.option.continue_on_collection_errors)
-        config.stash[_FOREIGN_ERRORS_KEY] = 0
-    text = str(report.longrepr)
-    if not ("malformed experiment" in text or "malformed tier" in text):
-        config.stash[_FOREIGN_ERRORS_KEY] += 1
-    config.option.continue_on_collection_errors = (
-        config.stash[_USER_CONTINUES_KEY] or config.stash[_FOREIGN_ERRORS_KEY] == 0
-    )
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.user_continues = bool(config.option.continue_on_collection_errors)
+        self.foreign_errors = 0
 
-_CONFIG: list[pytest.Config] = []
-
-
-def _config_of(report: pytest.CollectReport) -> pytest.Config | None:
-    return _CONFIG[-1] if _CONFIG else None
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if not report.failed:
+            return
+        text = str(report.longrepr)
+        if not ("malformed experiment" in text or "malformed tier" in text):
+            self.foreign_errors += 1
+        self.config.option.continue_on_collection_errors = (
+            self.user_continues or self.foreign_errors == 0
+        )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

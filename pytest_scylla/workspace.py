@@ -76,12 +76,15 @@ class SourceCache:
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
+        # Hashing a shipped repository reads all of it: once per process, not once per run.
+        self._versions: dict[Path, str] = {}
 
     def repository(self, experiment: Experiment) -> tuple[Path, str]:
         """The cached repository and the commit runs start from."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if experiment.source_dir is not None:
-            version = _tree_hash(experiment.source_dir)
+            version = self._versions.get(experiment.source_dir) or _tree_hash(experiment.source_dir)
+            self._versions[experiment.source_dir] = version
             target = self.cache_dir / f"{experiment.id}-{version}"
             with FileLock(str(target) + ".lock"):
                 if not (target / ".git").is_dir():
