@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_scylla.sandbox.base import RunDirs
-from pytest_scylla.sandbox.local import LocalSandbox, LocalSandboxFactory
+from pytest_scylla.sandbox.local import LocalSandbox, LocalSandboxFactory, wait_for_exit
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -190,3 +190,31 @@ def test_popen_is_not_given_our_stdin(sandbox: LocalSandbox, tmp_path: Path) -> 
     assert outcome.exit_code == 0
     assert out.strip() == "done"
     assert subprocess  # stdin is /dev/null: `cat` ends at once instead of hanging
+
+
+def test_wait_for_exit_gives_the_code_or_none_on_timeout() -> None:
+    quick = subprocess.Popen(["bash", "-c", "exit 7"])
+    assert wait_for_exit(quick, 30) == 7
+    slow = subprocess.Popen(["sleep", "30"])
+    try:
+        assert wait_for_exit(slow, 0.2) is None
+        assert slow.poll() is None  # a timeout leaves the killing to the caller
+    finally:
+        slow.kill()
+        slow.wait()
+
+
+def test_wait_for_exit_of_an_already_reaped_process() -> None:
+    process = subprocess.Popen(["bash", "-c", "exit 3"])
+    process.wait()  # reaped: its pid may already belong to someone else
+    assert wait_for_exit(process, 30) == 3
+
+
+def test_leftover_that_exits_by_itself_is_reaped(sandbox: LocalSandbox, tmp_path: Path) -> None:
+    """A group member outliving the leader briefly: the run ends with no zombie left behind."""
+    pid_file = tmp_path / "late"
+    outcome, _, _ = _run(
+        sandbox, tmp_path, f"echo $$ > {pid_file}; (sleep 0.3 >/dev/null 2>&1 &); exit 0"
+    )
+    assert outcome.exit_code == 0
+    assert _group_gone(int(pid_file.read_text()))

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
+import select
 import signal
 import subprocess
 import time
@@ -35,6 +37,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(None, use_errno=True)
@@ -118,9 +121,50 @@ def _signal_all(pgid: int, pids: set[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
+def _group_exists(pgid: int) -> bool:
+    """Whether any process (zombies included) is still in the group: one syscall, no /proc scan."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_for_exit(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    """The exit code, or None on timeout, woken the moment the process exits.
+
+    ``Popen.wait(timeout)`` polls with sleeps that grow to 50 ms, which can add tens of
+    milliseconds to every short check; a pidfd becomes readable exactly at exit.
+    """
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or the process is already reaped
+        try:
+            return process.wait(timeout=max(timeout_s, 0.0))
+        except subprocess.TimeoutExpired:
+            return None
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        deadline = time.monotonic() + max(timeout_s, 0.0)
+        while process.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            # poll() takes milliseconds as an int; cap it so huge timeouts do not overflow.
+            poller.poll(min(int(remaining * 1000) + 1, 2**31 - 1))
+    finally:
+        os.close(pidfd)
+    return process.returncode
+
+
 def kill_process_tree(process: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> None:
     """SIGTERM the process group and known descendants, then SIGKILL what is left; reap."""
     pgid = process.pid  # start_new_session: the leader's pid is the group id
+    if process.poll() is not None and not _group_exists(pgid):
+        return  # the usual case after a normal exit: nothing left, skip the /proc scans
     stray = _descendants(process.pid) if process.poll() is None else set()
     _signal_all(pgid, stray, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
@@ -188,10 +232,8 @@ class LocalSandbox:
                 raise SandboxError(f"cannot start {argv[0]!r}: {error}") from error
             self._running = process
             try:
-                exit_code: int | None = process.wait(timeout=max(timeout_s, 0.0))
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                exit_code, timed_out = None, True
+                exit_code = wait_for_exit(process, timeout_s)
+                timed_out = exit_code is None
             except BaseException:
                 # Ctrl-C (or any error here): take the whole tree down before re-raising.
                 kill_process_tree(process, self.kill_grace_s)
