@@ -42,13 +42,26 @@ GIT_IDENTITY = {
 }
 
 
+MATERIALIZE_DATES = {
+    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00+0000",
+    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00+0000",
+}
+
+
 class WorkspaceError(RuntimeError):
     """The workspace could not be prepared: an infrastructure error, not the agent's."""
 
 
-def git(args: list[str], cwd: Path, *, check: bool = True) -> str:
+def git(
+    args: list[str], cwd: Path, *, check: bool = True, env: dict[str, str] | None = None
+) -> str:
     completed = subprocess.run(
-        [*GIT, *args], cwd=cwd, env=GIT_IDENTITY, capture_output=True, text=True, errors="replace"
+        [*GIT, *args],
+        cwd=cwd,
+        env={**GIT_IDENTITY, **(env or {})},
+        capture_output=True,
+        text=True,
+        errors="replace",
     )
     if check and completed.returncode != 0:
         raise WorkspaceError(
@@ -78,6 +91,7 @@ class SourceCache:
         self.cache_dir = cache_dir
         # Hashing a shipped repository reads all of it: once per process, not once per run.
         self._versions: dict[Path, str] = {}
+        self._commits: dict[tuple[Path, str], str] = {}  # (cached repository, ref) -> commit
 
     def repository(self, experiment: Experiment) -> tuple[Path, str]:
         """The cached repository and the commit runs start from."""
@@ -89,7 +103,7 @@ class SourceCache:
             with FileLock(str(target) + ".lock"):
                 if not (target / ".git").is_dir():
                     self._import_folder(experiment.source_dir, target)
-            return target, git(["rev-parse", "HEAD"], target).strip()
+            return target, self._resolve(target, "HEAD")
         source = experiment.spec.source
         if source.repo is None:
             raise WorkspaceError(
@@ -103,8 +117,14 @@ class SourceCache:
                 shutil.rmtree(staging, ignore_errors=True)
                 git(["clone", "-q", "--no-checkout", source.repo, str(staging)], self.cache_dir)
                 staging.rename(target)
-        commit = source.hash or source.ref or "HEAD"
-        return target, git(["rev-parse", f"{commit}^{{commit}}"], target).strip()
+        return target, self._resolve(target, source.hash or source.ref or "HEAD")
+
+    def _resolve(self, repository: Path, ref: str) -> str:
+        """The commit a ref names; the cache is never updated, so once per process is enough."""
+        key = (repository, ref)
+        if key not in self._commits:
+            self._commits[key] = git(["rev-parse", f"{ref}^{{commit}}"], repository).strip()
+        return self._commits[key]
 
     def _import_folder(self, folder: Path, target: Path) -> None:
         staging = target.with_name(target.name + ".partial")
@@ -238,7 +258,9 @@ def materialize(workspace: Path, subtest: ResolvedSubTest, catalogue: Catalogue)
                         )
     if manifest.files:
         git(["add", "-A", "--", *[entry.path for entry in manifest.files]], workspace)
-        git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace)
+        # A fixed date makes the commit a function of its parent and tree: every run of a
+        # sub-test starts from the same commit id.
+        git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace, env=MATERIALIZE_DATES)
     return manifest
 
 
@@ -253,8 +275,12 @@ class DiffSummary(BaseModel):
 def summarize_changes(workspace: Path) -> DiffSummary:
     """What the agent changed since the materialized starting commit, untracked files included."""
     git(["add", "-A", "--intent-to-add", "."], workspace, check=False)
-    diff = git(["diff", "--no-color", "--no-ext-diff", "HEAD"], workspace)
-    numstat = git(["diff", "--numstat", "HEAD"], workspace)
+    # One diff for both: the numstat lines, a blank line, then the patch. Paths with
+    # newlines come quoted, so the first blank line is the separator.
+    combined = git(
+        ["diff", "--no-color", "--no-ext-diff", "--numstat", "--patch", "HEAD"], workspace
+    )
+    numstat, _, diff = combined.partition("\n\n")
     insertions = deletions = changed = 0
     for line in numstat.splitlines():
         added, removed, _path = line.split("\t", 2)
