@@ -94,6 +94,9 @@ class CheckResult(BaseModel):
 
 class ChecksRecord(BaseModel):
     baseline: list[CheckResult] = Field(default_factory=list)
+    # Node id of the run whose baseline this is, when it was reused: runs that start from the
+    # same commit, in the same kind of sandbox, share one baseline per worker process.
+    baseline_from: str | None = None
     after: list[CheckResult] = Field(default_factory=list)
     rubric_commands: dict[str, CheckResult] = Field(default_factory=dict)  # by rubric item id
 

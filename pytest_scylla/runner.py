@@ -7,6 +7,7 @@ missing one judge gets only that judge, and a complete run is reported from disk
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import time
@@ -19,6 +20,7 @@ from pytest_scylla.judges.consensus import commands_only_score
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
     AgentRecord,
+    CheckResult,
     ChecksRecord,
     ConsensusRecord,
     DamagedRecord,
@@ -37,6 +39,7 @@ from pytest_scylla.redact import Redactor
 from pytest_scylla.sandbox.base import RunDirs, SandboxError, SandboxFactory
 from pytest_scylla.settings import DEFAULT_RUN_TIMEOUT_S, ScyllaSettings
 from pytest_scylla.spec.catalogue import ResolvedSubTest
+from pytest_scylla.spec.experiment import CheckCommand
 from pytest_scylla.spec.load_experiment import Experiment
 from pytest_scylla.workspace import (
     SourceCache,
@@ -99,6 +102,33 @@ class JudgeRunner:
 
 
 @dataclass
+class BaselineCache:
+    """Baseline checks, once per starting state rather than once per run.
+
+    The starting state is the materialized commit, whose id covers the source and every
+    sub-test file (its date is fixed), so runs that share it see the same baseline. A
+    baseline with a timeout is not kept: it says more about the machine than the code.
+    """
+
+    _found: dict[tuple[str, str, str], tuple[str, list[CheckResult]]] = field(default_factory=dict)
+
+    @staticmethod
+    def key(base_commit: str, sandbox: str, checks: list[CheckCommand]) -> tuple[str, str, str]:
+        return base_commit, sandbox, json.dumps([check.model_dump() for check in checks])
+
+    def get(self, key: tuple[str, str, str]) -> tuple[str, list[CheckResult]] | None:
+        found = self._found.get(key)
+        if found is None:
+            return None
+        node_id, results = found
+        return node_id, [result.model_copy() for result in results]
+
+    def put(self, key: tuple[str, str, str], node_id: str, results: list[CheckResult]) -> None:
+        if not any(result.timed_out for result in results):
+            self._found[key] = (node_id, results)
+
+
+@dataclass
 class SessionServices:
     settings: ScyllaSettings
     sandbox_factory: SandboxFactory
@@ -108,6 +138,7 @@ class SessionServices:
     source_cache: SourceCache
     session_id: str
     work_root: Path
+    baselines: BaselineCache = field(default_factory=BaselineCache)
 
 
 def commands_only_result(
@@ -262,9 +293,17 @@ class RunExecutor:
                 }
                 checks = ChecksRecord()
                 phase_started = time.monotonic()
-                checks.baseline = run_pipeline(
-                    sandbox, experiment.spec.checks, env=check_env, redactor=services.redactor
+                baseline_key = BaselineCache.key(
+                    base_commit, services.sandbox_factory.name, experiment.spec.checks
                 )
+                known = services.baselines.get(baseline_key)
+                if known is not None:
+                    checks.baseline_from, checks.baseline = known
+                else:
+                    checks.baseline = run_pipeline(
+                        sandbox, experiment.spec.checks, env=check_env, redactor=services.redactor
+                    )
+                    services.baselines.put(baseline_key, plan.node_id, checks.baseline)
                 checks_s = time.monotonic() - phase_started
                 phase_started = time.monotonic()
                 record.agent = services.agent.run(request, sandbox)

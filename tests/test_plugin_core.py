@@ -169,6 +169,47 @@ def test_second_run_reuses_disk_and_changes_no_byte(
     assert {path: path.stat().st_mtime_ns for path in results.rglob("run_result.json")} == mtimes
 
 
+def test_baseline_checks_run_once_per_starting_state(pytester: pytest.Pytester) -> None:
+    log = pytester.path / "check-log.txt"
+    experiment = write_experiment(
+        pytester.path,
+        "exp-baseline",
+        test_yaml={
+            "checks": [
+                {
+                    "name": "state",
+                    # Absolute path: the check's environment is scrubbed.
+                    "command": f"(test -f done.txt && echo after || echo before) >> {log}",
+                }
+            ]
+        },
+    )
+    results = pytester.path / "results"
+    pytester.runpytest(
+        str(experiment),
+        "--runs",
+        "3",
+        "--max-subtests",
+        "2",
+        "--agent",
+        "oracle",
+        "--results-dir",
+        str(results),
+        *OFFLINE,
+    ).assert_outcomes(passed=6)
+
+    # Two sub-tests with different files are two starting states; each run checks "after".
+    assert sorted(log.read_text().split()) == ["after"] * 6 + ["before"] * 2
+    by_run = {(record["subtest"], record["run"]): record for record in run_records(results)}
+    for subtest in {subtest for subtest, _ in by_run}:
+        first = by_run[(subtest, 1)]
+        assert first["checks"]["baseline_from"] is None
+        for run in (2, 3):
+            reused = by_run[(subtest, run)]["checks"]
+            assert reused["baseline_from"] == first["node_id"]
+            assert reused["baseline"] == first["checks"]["baseline"]
+
+
 def test_fresh_moves_old_results_aside(pytester: pytest.Pytester, experiment: Path) -> None:
     results = pytester.path / "results"
     args = (
