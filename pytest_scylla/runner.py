@@ -252,9 +252,11 @@ class RunExecutor:
             directory.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         try:
-            repository, commit = services.source_cache.repository(experiment)
+            repository, commit, start_date = services.source_cache.repository(experiment)
             clone_workspace(repository, commit, dirs.workspace)
-            manifest = materialize(dirs.workspace, plan.subtest, experiment.catalogue)
+            manifest = materialize(
+                dirs.workspace, plan.subtest, experiment.catalogue, start_date=start_date
+            )
             base_commit = git(["rev-parse", "HEAD"], dirs.workspace).strip()
             atomic_write_json(run_dir / MANIFEST_FILE, manifest)
             record.config_manifest_sha256 = manifest.sha256()

@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from filelock import FileLock
 from pydantic import BaseModel, Field
@@ -39,12 +40,6 @@ GIT_IDENTITY = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "HOME": "/nonexistent",
     "PATH": "/usr/local/bin:/usr/bin:/bin",
-}
-
-
-MATERIALIZE_DATES = {
-    "GIT_AUTHOR_DATE": "2000-01-01T00:00:00+0000",
-    "GIT_COMMITTER_DATE": "2000-01-01T00:00:00+0000",
 }
 
 
@@ -84,6 +79,14 @@ def _tree_hash(directory: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+class StartingPoint(NamedTuple):
+    """Where runs start: the cached repository, the commit, and that commit's date."""
+
+    repository: Path
+    commit: str
+    date: str  # ISO 8601 committer date
+
+
 class SourceCache:
     """Starting repositories, each prepared once: `<cache>/<experiment>-<version>`."""
 
@@ -91,9 +94,9 @@ class SourceCache:
         self.cache_dir = cache_dir
         # Hashing a shipped repository reads all of it: once per process, not once per run.
         self._versions: dict[Path, str] = {}
-        self._commits: dict[tuple[Path, str], str] = {}  # (cached repository, ref) -> commit
+        self._commits: dict[tuple[Path, str], StartingPoint] = {}  # by (repository, ref)
 
-    def repository(self, experiment: Experiment) -> tuple[Path, str]:
+    def repository(self, experiment: Experiment) -> StartingPoint:
         """The cached repository and the commit runs start from."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if experiment.source_dir is not None:
@@ -103,7 +106,7 @@ class SourceCache:
             with FileLock(str(target) + ".lock"):
                 if not (target / ".git").is_dir():
                     self._import_folder(experiment.source_dir, target)
-            return target, self._resolve(target, "HEAD")
+            return self._resolve(target, "HEAD")
         source = experiment.spec.source
         if source.repo is None:
             raise WorkspaceError(
@@ -117,13 +120,15 @@ class SourceCache:
                 shutil.rmtree(staging, ignore_errors=True)
                 git(["clone", "-q", "--no-checkout", source.repo, str(staging)], self.cache_dir)
                 staging.rename(target)
-        return target, self._resolve(target, source.hash or source.ref or "HEAD")
+        return self._resolve(target, source.hash or source.ref or "HEAD")
 
-    def _resolve(self, repository: Path, ref: str) -> str:
+    def _resolve(self, repository: Path, ref: str) -> StartingPoint:
         """The commit a ref names; the cache is never updated, so once per process is enough."""
         key = (repository, ref)
         if key not in self._commits:
-            self._commits[key] = git(["rev-parse", f"{ref}^{{commit}}"], repository).strip()
+            shown = git(["show", "-s", "--format=%H%n%cI", f"{ref}^{{commit}}"], repository)
+            commit, date = shown.split()
+            self._commits[key] = StartingPoint(repository, commit, date)
         return self._commits[key]
 
     def _import_folder(self, folder: Path, target: Path) -> None:
@@ -176,8 +181,14 @@ def _write(
     )
 
 
-def materialize(workspace: Path, subtest: ResolvedSubTest, catalogue: Catalogue) -> ConfigManifest:
-    """Write the sub-test's configuration into the workspace and commit it."""
+def materialize(
+    workspace: Path, subtest: ResolvedSubTest, catalogue: Catalogue, *, start_date: str
+) -> ConfigManifest:
+    """Write the sub-test's configuration into the workspace and commit it.
+
+    The commit takes the starting commit's date, so its id depends only on its parent and
+    its tree: every run of a sub-test starts from the same commit.
+    """
     resources = subtest.resources
     manifest = ConfigManifest(
         tier=subtest.tier,
@@ -258,9 +269,8 @@ def materialize(workspace: Path, subtest: ResolvedSubTest, catalogue: Catalogue)
                         )
     if manifest.files:
         git(["add", "-A", "--", *[entry.path for entry in manifest.files]], workspace)
-        # A fixed date makes the commit a function of its parent and tree: every run of a
-        # sub-test starts from the same commit id.
-        git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace, env=MATERIALIZE_DATES)
+        dates = {"GIT_AUTHOR_DATE": start_date, "GIT_COMMITTER_DATE": start_date}
+        git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace, env=dates)
     return manifest
 
 

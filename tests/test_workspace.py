@@ -11,6 +11,7 @@ from pytest_scylla.spec.load_experiment import Experiment, load_experiment
 from pytest_scylla.workspace import (
     MATERIALIZE_MESSAGE,
     SourceCache,
+    StartingPoint,
     clone_workspace,
     git,
     materialize,
@@ -25,10 +26,10 @@ def experiment() -> Experiment:
     return load_experiment(REPO / "experiments" / "test-001" / "test.yaml")
 
 
-def fresh_workspace(experiment: Experiment, cache: SourceCache, destination: Path) -> str:
-    repository, commit = cache.repository(experiment)
-    clone_workspace(repository, commit, destination)
-    return commit
+def fresh_workspace(experiment: Experiment, cache: SourceCache, destination: Path) -> StartingPoint:
+    start = cache.repository(experiment)
+    clone_workspace(start.repository, start.commit, destination)
+    return start
 
 
 def test_runs_of_one_subtest_start_from_the_same_commit(
@@ -40,10 +41,14 @@ def test_runs_of_one_subtest_start_from_the_same_commit(
     for name, subtest_id in (("a", "05-full"), ("b", "05-full"), ("c", "03-core")):
         workspace = tmp_path / name
         start = fresh_workspace(experiment, cache, workspace)
-        manifest = materialize(workspace, subtests[subtest_id], experiment.catalogue)
+        manifest = materialize(
+            workspace, subtests[subtest_id], experiment.catalogue, start_date=start.date
+        )
         assert manifest.files, "the sub-test writes CLAUDE.md"
         heads[name] = git(["rev-parse", "HEAD"], workspace).strip()
-        assert git(["rev-parse", "HEAD^"], workspace).strip() == start
+        assert git(["rev-parse", "HEAD^"], workspace).strip() == start.commit
+        # Same date as the starting commit: history reads in order.
+        assert git(["log", "-2", "--format=%cI"], workspace).split() == [start.date] * 2
         assert git(["log", "-1", "--format=%s"], workspace).strip() == MATERIALIZE_MESSAGE
     assert heads["a"] == heads["b"]
     assert heads["a"] != heads["c"]
