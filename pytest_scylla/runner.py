@@ -7,10 +7,10 @@ missing one judge gets only that judge, and a complete run is reported from disk
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +39,6 @@ from pytest_scylla.redact import Redactor
 from pytest_scylla.sandbox.base import RunDirs, SandboxError, SandboxFactory
 from pytest_scylla.settings import DEFAULT_RUN_TIMEOUT_S, ScyllaSettings
 from pytest_scylla.spec.catalogue import ResolvedSubTest
-from pytest_scylla.spec.experiment import CheckCommand
 from pytest_scylla.spec.load_experiment import Experiment
 from pytest_scylla.workspace import (
     SourceCache,
@@ -106,26 +105,29 @@ class BaselineCache:
     """Baseline checks, once per starting state rather than once per run.
 
     The starting state is the materialized commit, whose id covers the source and every
-    sub-test file (its date is fixed), so runs that share it see the same baseline. A
-    baseline with a timeout is not kept: it says more about the machine than the code.
+    sub-test file (its date is its parent's), so runs that share it and the experiment's
+    checks see the same baseline; the sandbox kind is fixed for the session. A baseline with
+    a timeout is not kept: it says more about the machine than the code.
     """
 
-    _found: dict[tuple[str, str, str], tuple[str, list[CheckResult]]] = field(default_factory=dict)
+    _found: dict[tuple[str, str], tuple[str, list[CheckResult]]] = field(default_factory=dict)
 
-    @staticmethod
-    def key(base_commit: str, sandbox: str, checks: list[CheckCommand]) -> tuple[str, str, str]:
-        return base_commit, sandbox, json.dumps([check.model_dump() for check in checks])
-
-    def get(self, key: tuple[str, str, str]) -> tuple[str, list[CheckResult]] | None:
-        found = self._found.get(key)
-        if found is None:
-            return None
-        node_id, results = found
-        return node_id, [result.model_copy() for result in results]
-
-    def put(self, key: tuple[str, str, str], node_id: str, results: list[CheckResult]) -> None:
+    def get_or_run(
+        self,
+        base_commit: str,
+        experiment: Experiment,
+        node_id: str,
+        run: Callable[[], list[CheckResult]],
+    ) -> tuple[str | None, list[CheckResult]]:
+        """(the run the baseline comes from when reused, else None; the baseline)."""
+        key = (base_commit, experiment.fixture_hash)
+        if key in self._found:
+            source, results = self._found[key]
+            return source, [result.model_copy() for result in results]
+        results = run()
         if not any(result.timed_out for result in results):
             self._found[key] = (node_id, results)
+        return None, results
 
 
 @dataclass
@@ -295,17 +297,14 @@ class RunExecutor:
                 }
                 checks = ChecksRecord()
                 phase_started = time.monotonic()
-                baseline_key = BaselineCache.key(
-                    base_commit, services.sandbox_factory.name, experiment.spec.checks
-                )
-                known = services.baselines.get(baseline_key)
-                if known is not None:
-                    checks.baseline_from, checks.baseline = known
-                else:
-                    checks.baseline = run_pipeline(
+                checks.baseline_from, checks.baseline = services.baselines.get_or_run(
+                    base_commit,
+                    experiment,
+                    plan.node_id,
+                    lambda: run_pipeline(
                         sandbox, experiment.spec.checks, env=check_env, redactor=services.redactor
-                    )
-                    services.baselines.put(baseline_key, plan.node_id, checks.baseline)
+                    ),
+                )
                 checks_s = time.monotonic() - phase_started
                 phase_started = time.monotonic()
                 record.agent = services.agent.run(request, sandbox)

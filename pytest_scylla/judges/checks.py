@@ -78,18 +78,15 @@ def run_rubric_commands(
     env: Mapping[str, str],
     redactor: Redactor,
 ) -> dict[str, CheckResult]:
-    return {
-        item.id: run_check(
-            sandbox,
-            item.id,
-            item.command,
-            env=env,
-            timeout_s=item.command_timeout_seconds,
-            redactor=redactor,
+    commands = [
+        CheckCommand(
+            name=item.id, command=item.command, timeout_seconds=item.command_timeout_seconds
         )
         for item in rubric.items()
         if item.command is not None
-    }
+    ]
+    results = run_pipeline(sandbox, commands, env=env, redactor=redactor)
+    return {result.name: result for result in results}
 
 
 def command_item_scores(
