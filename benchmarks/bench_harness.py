@@ -33,39 +33,28 @@ def timed(argv: list[str]) -> tuple[float, str]:
     return elapsed, completed.stdout
 
 
+def _collect_argv(runs: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(EXPERIMENT),
+        "--collect-only",
+        "-q",
+        "--runs",
+        str(runs),
+        "-p",
+        "no:cacheprovider",
+    ]
+
+
 def collection(items_wanted: int = 10_000) -> None:
-    _, listing = timed(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            str(EXPERIMENT),
-            "--collect-only",
-            "-q",
-            "--runs",
-            "1",
-            "-p",
-            "no:cacheprovider",
-        ]
-    )
+    _, listing = timed(_collect_argv(1))
     per_run = int(re.search(r"(\d+) tests? collected", listing).group(1))  # type: ignore[union-attr]
     runs = -(-items_wanted // per_run)
     walls, inner = [], []
     for _ in range(3):
-        wall, output = timed(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                str(EXPERIMENT),
-                "--collect-only",
-                "-q",
-                "--runs",
-                str(runs),
-                "-p",
-                "no:cacheprovider",
-            ]
-        )
+        wall, output = timed(_collect_argv(runs))
         match = re.search(r"(\d+) tests? collected in ([0-9.]+)s", output)
         assert match is not None, output[-500:]
         walls.append(wall)
@@ -100,16 +89,15 @@ def _session(runs: int, results: Path) -> tuple[int, float]:
     return items, wall
 
 
-def _phase_means(results: Path) -> dict[str, float]:
-    """Where a run's time goes, from the durations every run record keeps."""
+def _where_time_goes(results: Path) -> str:
+    """Mean phase durations, from the run records, and how many runs reused a baseline."""
     records = [json.loads(path.read_text()) for path in results.rglob("run_result.json")]
     reused = sum(record["checks"]["baseline_from"] is not None for record in records)
-    means = {
-        phase: statistics.mean(record["durations"][f"{phase}_s"] for record in records)
+    phases = ", ".join(
+        f"{phase} {statistics.mean(record['durations'][f'{phase}_s'] for record in records) * 1000:.0f} ms"
         for phase in ("workspace", "checks")
-    }
-    print(f"  baseline checks reused by {reused} of {len(records)} runs")
-    return means
+    )
+    return f"  of which, mean per run: {phases}; baseline checks reused by {reused} of {len(records)} runs"
 
 
 def nop_overhead(small: int = 2, large: int = 8) -> None:
@@ -118,7 +106,7 @@ def nop_overhead(small: int = 2, large: int = 8) -> None:
         small_items, small_wall = _session(small, Path(scratch) / "small")
         large_items, large_wall = _session(large, Path(scratch) / "large")
         per_item = (large_wall - small_wall) / (large_items - small_items)
-        phases = _phase_means(Path(scratch) / "large")
+        breakdown = _where_time_goes(Path(scratch) / "large")
         _, resumed_small = _session(small, Path(scratch) / "small")
         _, resumed_large = _session(large, Path(scratch) / "large")
         per_resumed = (resumed_large - resumed_small) / (large_items - small_items)
@@ -126,10 +114,7 @@ def nop_overhead(small: int = 2, large: int = 8) -> None:
         f"nop agent, local sandbox: {small_items} items {small_wall:.2f} s, {large_items} items {large_wall:.2f} s"
     )
     print(f"harness overhead per item: {per_item * 1000:.0f} ms (target <= 100 ms)")
-    print(
-        "  of which, mean per run: "
-        + ", ".join(f"{name} {seconds * 1000:.0f} ms" for name, seconds in phases.items())
-    )
+    print(breakdown)
     # Resuming costs too little per item to stand out from start-up noise: show the walls too.
     print(
         f"resume from disk (no agent, no checks): {small_items} items {resumed_small:.2f} s, "
