@@ -9,7 +9,6 @@ start-up and shutdown overhead: what every dry-run or real run pays on top of th
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import os
 import statistics
 import subprocess
@@ -20,14 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a checkout
 
+from pytest_scylla.agents.claude_code import bundled_claude
 from pytest_scylla.testing.fake_api import FakeMessagesAPI
 from pytest_scylla.testing.scripted_model import DryRunScript
 
 
 def bundled_cli() -> Path:
-    path = Path(str(importlib.resources.files("claude_agent_sdk") / "_bundled" / "claude"))
-    if not path.is_file():
-        raise SystemExit(f"no bundled Claude Code CLI at {path}")
+    path = bundled_claude()
+    if path is None:
+        raise SystemExit("claude-agent-sdk with its bundled Claude Code CLI is not installed")
     return path
 
 

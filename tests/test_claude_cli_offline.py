@@ -30,7 +30,6 @@ breaks an assumption fails here rather than in a study. Seen with claude-agent-s
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import os
 import subprocess
@@ -41,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from pytest_scylla.agents.claude_code import bundled_claude
 from pytest_scylla.testing.fake_api import FakeMessagesAPI, Fault, Usage
 from pytest_scylla.testing.scripted_model import DryRunScript, load_dry_run_script
 
@@ -49,15 +49,7 @@ DRY_RUN = ROOT / "experiments" / "test-001" / "dry-run.yaml"
 MODEL = "claude-sonnet-4-5"
 
 
-def bundled_cli() -> Path | None:
-    try:
-        path = Path(str(importlib.resources.files("claude_agent_sdk") / "_bundled" / "claude"))
-    except ModuleNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
-CLI = bundled_cli()
+CLI = bundled_claude()
 pytestmark = pytest.mark.skipif(
     CLI is None, reason="claude-agent-sdk with its bundled Claude Code CLI is not installed"
 )

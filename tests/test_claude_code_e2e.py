@@ -25,7 +25,6 @@ What CLI 2.1.331 (claude-agent-sdk 0.2.188) does offline, pinned here:
 
 from __future__ import annotations
 
-import importlib.resources
 import json
 import os
 import re
@@ -40,6 +39,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pytest_scylla.agents.claude_code import bundled_claude
 from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import TokenUsage
 from pytest_scylla.testing.fake_api import FakeMessagesAPI, RecordedRequest, Usage
@@ -53,15 +53,7 @@ MODEL = "claude-opus-4-6"  # not the default model, so the test sees --model tak
 BASIC = ["--tiers", "T0", "--runs", "1", "--max-subtests", "1", "--judge-model", "none"]
 
 
-def bundled_cli() -> Path | None:
-    try:
-        path = Path(str(importlib.resources.files("claude_agent_sdk") / "_bundled" / "claude"))
-    except ModuleNotFoundError:
-        return None
-    return path if path.is_file() else None
-
-
-CLI = bundled_cli()
+CLI = bundled_claude()
 pytestmark = pytest.mark.skipif(
     CLI is None, reason="claude-agent-sdk with its bundled Claude Code CLI is not installed"
 )

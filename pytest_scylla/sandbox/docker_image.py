@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -33,6 +32,7 @@ import docker.errors
 from docker.models.images import Image
 
 import docker
+from pytest_scylla.agents.claude_code import bundled_claude
 
 BASE_REPO = "scylla-base"
 BASE_TAG = "bookworm"
@@ -157,15 +157,12 @@ def base_inputs_hash() -> str:
 
 def claude_binary() -> Path:
     """The Claude Code CLI bundled with the installed claude-agent-sdk wheel."""
-    # find_spec locates the package without importing it (the import costs ~0.5 s).
-    spec = importlib.util.find_spec("claude_agent_sdk")
-    if spec is None or spec.origin is None:
+    path = bundled_claude()
+    if path is None:
         raise ImageBuildError(
-            "claude-agent-sdk is not installed: pip install 'pytest-scylla[claude]'"
+            "claude-agent-sdk with its bundled Claude Code CLI is not installed: "
+            "pip install 'pytest-scylla[claude]'"
         )
-    path = Path(spec.origin).parent / "_bundled" / "claude"
-    if not path.is_file():
-        raise ImageBuildError(f"claude-agent-sdk has no bundled CLI at {path}")
     return path
 
 
