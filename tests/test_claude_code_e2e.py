@@ -557,13 +557,9 @@ def test_shipped_dry_runs_pass(tmp_path: Path) -> None:
 
 
 def test_docker_sandbox_matches_local(tiers: TierSession, tmp_path: Path) -> None:
-    from pytest_scylla.sandbox.docker import DockerSandboxFactory, DockerSettings
+    from docker_engine import require_docker_engine
 
-    problem = DockerSandboxFactory(DockerSettings(network="host")).check_available()
-    if problem is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but the Docker sandbox is unavailable: {problem}")
-        pytest.skip(problem)
+    require_docker_engine(network="host")
     with FakeMessagesAPI(load_responder(EXPERIMENTS / "test-001" / "dry-run.yaml")) as api:
         proc = run_plugin(
             api,

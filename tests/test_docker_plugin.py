@@ -26,9 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from pytest_scylla.sandbox.docker import DockerSandboxFactory, DockerSettings
-from pytest_scylla.sandbox.docker_image import ensure_images
+from docker_engine import require_images
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = ("test-001", "test-002", "test-003")
@@ -37,20 +35,10 @@ SANDBOXES = ("local", "docker")
 RUN_TIMEOUT_S = 180
 
 
-def _engine_or_skip() -> None:
-    reason = DockerSandboxFactory(DockerSettings(network="none")).check_available()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI needs a Docker engine: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def images() -> None:
-    _engine_or_skip()
-    # Built once here (cheap when current), so parallel sessions below never race to build.
-    ensure_images(force=False, progress=lambda line: print(line, file=sys.stderr))
+    # Built once here, so parallel sessions below never race to build.
+    require_images()
 
 
 # ------------------------------------------------------------------ helpers

@@ -12,13 +12,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from docker_engine import require_images
 
 from pytest_scylla.sandbox.base import ProcessOutcome, RunDirs, SandboxError
 from pytest_scylla.sandbox.docker import (
@@ -30,25 +30,14 @@ from pytest_scylla.sandbox.docker import (
     DockerSandboxFactory,
     DockerSettings,
 )
-from pytest_scylla.sandbox.docker_image import apt_mirror, ensure_images
+from pytest_scylla.sandbox.docker_image import apt_mirror
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
-def _engine_or_skip() -> None:
-    reason = DockerSandboxFactory(DockerSettings(network="none")).check_available()
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI needs a Docker engine: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def images() -> None:
-    _engine_or_skip()
-    # Cheap when the images are current (label hashes match); builds them otherwise.
-    ensure_images(force=False, progress=lambda line: print(line, file=sys.stderr))
+    require_images()
 
 
 @pytest.fixture

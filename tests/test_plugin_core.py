@@ -30,6 +30,24 @@ def run_records(results: Path) -> list[dict]:
     return [json.loads(path.read_text()) for path in sorted(results.rglob("run_result.json"))]
 
 
+def session_args(
+    experiment: Path, results: Path, *, runs: int, max_subtests: int, agent: str = "oracle"
+) -> tuple[str, ...]:
+    """One experiment, offline: commands-only scoring, no pytest cache."""
+    return (
+        str(experiment),
+        "--runs",
+        str(runs),
+        "--max-subtests",
+        str(max_subtests),
+        "--agent",
+        agent,
+        "--results-dir",
+        str(results),
+        *OFFLINE,
+    )
+
+
 @pytest.fixture
 def experiment(pytester: pytest.Pytester) -> Path:
     return write_experiment(pytester.path, "exp-a")
@@ -147,18 +165,7 @@ def test_second_run_reuses_disk_and_changes_no_byte(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
     results = pytester.path / "results"
-    args = (
-        str(experiment),
-        "--runs",
-        "2",
-        "--max-subtests",
-        "2",
-        "--agent",
-        "oracle",
-        "--results-dir",
-        str(results),
-        *OFFLINE,
-    )
+    args = session_args(experiment, results, runs=2, max_subtests=2)
     pytester.runpytest(*args).assert_outcomes(passed=4)
     before = digest_tree(results)
     mtimes = {path: path.stat().st_mtime_ns for path in results.rglob("run_result.json")}
@@ -185,18 +192,9 @@ def test_baseline_checks_run_once_per_starting_state(pytester: pytest.Pytester) 
         },
     )
     results = pytester.path / "results"
-    pytester.runpytest(
-        str(experiment),
-        "--runs",
-        "3",
-        "--max-subtests",
-        "2",
-        "--agent",
-        "oracle",
-        "--results-dir",
-        str(results),
-        *OFFLINE,
-    ).assert_outcomes(passed=6)
+    pytester.runpytest(*session_args(experiment, results, runs=3, max_subtests=2)).assert_outcomes(
+        passed=6
+    )
 
     # Two sub-tests with different files are two starting states; each run checks "after".
     assert sorted(log.read_text().split()) == ["after"] * 6 + ["before"] * 2
@@ -212,18 +210,7 @@ def test_baseline_checks_run_once_per_starting_state(pytester: pytest.Pytester) 
 
 def test_fresh_moves_old_results_aside(pytester: pytest.Pytester, experiment: Path) -> None:
     results = pytester.path / "results"
-    args = (
-        str(experiment),
-        "--runs",
-        "1",
-        "--max-subtests",
-        "1",
-        "--agent",
-        "oracle",
-        "--results-dir",
-        str(results),
-        *OFFLINE,
-    )
+    args = session_args(experiment, results, runs=1, max_subtests=1)
     pytester.runpytest(*args).assert_outcomes(passed=1)
     fresh = pytester.runpytest(*args, "--fresh")
     assert "runs: 1 executed, 0 from disk" in fresh.stdout.str()
@@ -233,18 +220,7 @@ def test_fresh_moves_old_results_aside(pytester: pytest.Pytester, experiment: Pa
 
 def test_damaged_record_is_named_and_run_again(pytester: pytest.Pytester, experiment: Path) -> None:
     results = pytester.path / "results"
-    args = (
-        str(experiment),
-        "--runs",
-        "1",
-        "--max-subtests",
-        "1",
-        "--agent",
-        "oracle",
-        "--results-dir",
-        str(results),
-        *OFFLINE,
-    )
+    args = session_args(experiment, results, runs=1, max_subtests=1)
     pytester.runpytest(*args).assert_outcomes(passed=1)
     record_file = next(results.rglob("run_result.json"))
     record_file.write_text('{"schema_version": 1, "truncated')
@@ -322,18 +298,7 @@ def test_xdist_workers_send_records_and_only_the_controller_aggregates(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
     results = pytester.path / "results"
-    args = (
-        str(experiment),
-        "--runs",
-        "2",
-        "--max-subtests",
-        "3",
-        "--agent",
-        "oracle",
-        "--results-dir",
-        str(results),
-        *OFFLINE,
-    )
+    args = session_args(experiment, results, runs=2, max_subtests=3)
     parallel = pytester.runpytest_subprocess(*args, "-n", "2")
     parallel.assert_outcomes(passed=6)
     aggregate = json.loads((results / "exp-a" / "result.json").read_text())
