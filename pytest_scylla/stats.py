@@ -25,6 +25,8 @@ MIN_RUNS_PER_GROUP = 5
 ALPHA = 0.05
 #: The k of pass@k reported in summaries (only those with k <= n).
 PASS_AT_K = (1, 3, 5)
+#: The power compare_groups asks runs_needed_for_power about.
+TARGET_POWER = 0.8
 
 # Romano et al. (2006) thresholds for |Cliff's delta|.
 _CLIFF_SMALL = 0.147
@@ -39,6 +41,11 @@ def _z(quantile: float) -> float:
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be in (0, 1)")
 
 
 # --- one group ------------------------------------------------------------------------------
@@ -251,7 +258,7 @@ def _exact_min_runs(alpha: float) -> int:
 
 
 def runs_needed_for_power(
-    a: Sequence[float], b: Sequence[float], power: float = 0.8, alpha: float = 0.05
+    a: Sequence[float], b: Sequence[float], power: float = TARGET_POWER, alpha: float = 0.05
 ) -> int | None:
     """Runs per group a two-sided Mann-Whitney test needs to detect the observed effect.
 
@@ -264,7 +271,11 @@ def runs_needed_for_power(
     """
     if not 0 < power < 1 or not 0 < alpha < 1:
         raise ValueError("power and alpha must be in (0, 1)")
-    delta = cliffs_delta(a, b)
+    return _runs_from_delta(cliffs_delta(a, b), power, alpha)
+
+
+def _runs_from_delta(delta: float, power: float, alpha: float) -> int | None:
+    """runs_needed_for_power for a known Cliff's delta; power and alpha already checked."""
     if delta == 0.0:
         return None
     shift = abs(delta) / 2  # |p' - 1/2|
@@ -281,10 +292,12 @@ def mann_whitney_power(a: Sequence[float], b: Sequence[float], alpha: float = 0.
     z = z_{1-alpha/2}, with the observed effect taken as true. Both tails are kept so a zero
     effect gives exactly alpha.
     """
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be in (0, 1)")
-    delta = cliffs_delta(a, b)
-    n_a, n_b = len(a), len(b)
+    _check_alpha(alpha)
+    return _power_from_delta(cliffs_delta(a, b), len(a), len(b), alpha)
+
+
+def _power_from_delta(delta: float, n_a: int, n_b: int, alpha: float) -> float:
+    """mann_whitney_power for a known Cliff's delta and group sizes; alpha already checked."""
     lam = abs(delta) / 2 * math.sqrt(12 * n_a * n_b / (n_a + n_b))
     z = _z(1 - alpha / 2)
     normal = NormalDist()
@@ -467,6 +480,9 @@ def compare_groups(
         a, b = groups[names[i]], groups[names[j]]
         tests.append(mann_whitney(a, b) if a and b else None)
     tested = [t.p for t in tests if t is not None]
+    if tested:
+        # Power needs a valid alpha, but only for pairs that were tested.
+        _check_alpha(alpha)
     adjusted_iter = iter(holm_correction(tested))
 
     comparisons: list[TierComparison] = []
@@ -494,8 +510,10 @@ def compare_groups(
                 significant=p_adjusted is not None and p_adjusted < alpha,
                 too_few_runs=too_few_runs(n_a, n_b, minimum_runs),
                 note=note,
-                power=mann_whitney_power(a, b, alpha) if test else None,
-                runs_needed_for_power=runs_needed_for_power(a, b, alpha=alpha) if test else None,
+                power=_power_from_delta(delta, n_a, n_b, alpha) if delta is not None else None,
+                runs_needed_for_power=(
+                    _runs_from_delta(delta, TARGET_POWER, alpha) if delta is not None else None
+                ),
             )
         )
     return comparisons
