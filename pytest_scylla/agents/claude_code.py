@@ -207,7 +207,6 @@ class ClaudeCodeAgent:
     def run(self, request: AgentRequest, sandbox: Sandbox) -> AgentRecord:
         agent_dir = request.agent_dir
         agent_dir.mkdir(parents=True, exist_ok=True)
-        (request.dirs.home / "tmp").mkdir(parents=True, exist_ok=True)
         (request.dirs.home / ".claude").mkdir(parents=True, exist_ok=True)
         try:
             prompt = (request.dirs.inputs / PROMPT_FILE_NAME).read_text(encoding="utf-8")

@@ -191,7 +191,6 @@ class CommandAgent:
         return env
 
     def run(self, request: AgentRequest, sandbox: Sandbox) -> AgentRecord:
-        (request.dirs.home / "tmp").mkdir(parents=True, exist_ok=True)
         return run_process_agent(
             self.name,
             request,

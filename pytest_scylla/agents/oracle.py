@@ -66,7 +66,6 @@ class OracleAgent:
                 finished=False,
                 error_reason=f"experiment {request.experiment.id} has no solution to apply",
             )
-        (request.dirs.home / "tmp").mkdir(parents=True, exist_ok=True)
         # The solution needs no credentials: only the scrubbed base environment.
         env = base_env(sandbox, host_path(request, sandbox))
         return run_process_agent(self.name, request, sandbox, argv, env)

@@ -83,7 +83,11 @@ class SandboxFactory(Protocol):
         ...
 
     def open(self, dirs: RunDirs, labels: Mapping[str, str]) -> Sandbox:
-        """Open a sandbox over these run directories; labels identify session and run."""
+        """Open a sandbox over these run directories; labels identify session and run.
+
+        Creates the three directories and ``home/tmp`` (``base_env`` points TMPDIR there)
+        when missing, so every process run in the sandbox finds them.
+        """
         ...
 
     def sweep_stale(self) -> int:

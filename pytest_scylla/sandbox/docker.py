@@ -362,6 +362,8 @@ class DockerSandboxFactory:
         uid, gid = self._run_user()
         for path in (dirs.workspace, dirs.home, dirs.inputs):
             path.mkdir(parents=True, exist_ok=True)
+        # base_env points TMPDIR here; tools fail oddly when it does not exist.
+        (dirs.home / "tmp").mkdir(exist_ok=True)
         # Pre-create ~/.claude so the credentials bind mount does not make it root-owned.
         (dirs.home / ".claude").mkdir(exist_ok=True)
         # Root host, non-root container user: lend the run dirs to the container user for
