@@ -205,8 +205,6 @@ class ClaudeCodeAgent:
         return env
 
     def run(self, request: AgentRequest, sandbox: Sandbox) -> AgentRecord:
-        agent_dir = request.agent_dir
-        agent_dir.mkdir(parents=True, exist_ok=True)
         (request.dirs.home / ".claude").mkdir(parents=True, exist_ok=True)
         try:
             prompt = (request.dirs.inputs / PROMPT_FILE_NAME).read_text(encoding="utf-8")
@@ -225,7 +223,7 @@ class ClaudeCodeAgent:
             )
         except SandboxError as error:
             return self._not_started(request, f"could not start the CLI: {error}")
-        return self._record(request.model, outcome, agent_dir, request.timeout_s)
+        return self._record(request.model, outcome, request.agent_dir, request.timeout_s)
 
     def _record(
         self, model: str | None, outcome: ProcessOutcome, agent_dir: Path, timeout_s: float | None
