@@ -23,6 +23,10 @@ class RunDirs:
     home: Path  # the agent's private HOME, read-write
     inputs: Path  # prompt file and agent inputs, read-only for the process
 
+    def all(self) -> tuple[Path, Path, Path]:
+        """The three directories: workspace, home, inputs."""
+        return self.workspace, self.home, self.inputs
+
 
 @dataclass(frozen=True)
 class SandboxPaths:

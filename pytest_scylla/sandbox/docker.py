@@ -104,6 +104,20 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
                 os.lchown(os.path.join(dirpath, name), uid, gid)
 
 
+def _release(secret_dir: Path | None, dirs: RunDirs, restore: tuple[int, int] | None) -> None:
+    """Undo what open() set up around the container (by close(), or by a failed open()).
+
+    Deletes the private credentials copy; when the run dirs were lent to the container user,
+    hands them (and what that user wrote in them) back to the host user.
+    """
+    if secret_dir is not None:
+        shutil.rmtree(secret_dir, ignore_errors=True)
+    if restore is not None:
+        for path in dirs.all():
+            if path.exists():
+                _chown_tree(path, *restore)
+
+
 class DockerSandbox:
     """One open container for one run."""
 
@@ -216,13 +230,7 @@ class DockerSandbox:
                 f"could not remove container {self.container_id[:12]}: {exc}"
             ) from exc
         finally:
-            if self._secret_dir is not None:
-                shutil.rmtree(self._secret_dir, ignore_errors=True)
-            if self._restore_owner is not None:
-                # The container user wrote these; hand them back to the host user.
-                for path in (self._dirs.workspace, self._dirs.home, self._dirs.inputs):
-                    if path.exists():
-                        _chown_tree(path, *self._restore_owner)
+            _release(self._secret_dir, self._dirs, self._restore_owner)
 
 
 class _OutputPump:
@@ -360,7 +368,7 @@ class DockerSandboxFactory:
     def open(self, dirs: RunDirs, labels: Mapping[str, str]) -> DockerSandbox:
         client, stream = self._engine()
         uid, gid = self._run_user()
-        for path in (dirs.workspace, dirs.home, dirs.inputs):
+        for path in dirs.all():
             path.mkdir(parents=True, exist_ok=True)
         # base_env points TMPDIR here; tools fail oddly when it does not exist.
         (dirs.home / "tmp").mkdir(exist_ok=True)
@@ -375,7 +383,7 @@ class DockerSandboxFactory:
         secret_dir: Path | None = None
         try:
             if lend:
-                for path in (dirs.workspace, dirs.home, dirs.inputs):
+                for path in dirs.all():
                     _chown_tree(path, uid, gid)
             volumes: dict[str, dict[str, str]] = {
                 str(dirs.workspace.resolve()): {"bind": WORKSPACE, "mode": "rw"},
@@ -388,7 +396,7 @@ class DockerSandboxFactory:
         except BaseException:
             # Ctrl-C between create and start, or a failed start: nothing may stay behind.
             self._remove_by_name(client, name)
-            self._undo_open(secret_dir, dirs, restore)
+            _release(secret_dir, dirs, restore)
             raise
         sandbox = DockerSandbox(
             client, stream, container, dirs, f"{uid}:{gid}", restore, secret_dir
@@ -448,14 +456,6 @@ class DockerSandboxFactory:
         except docker.errors.DockerException as exc:
             raise SandboxError(f"could not start a {s.image} container: {exc}") from exc
         return container
-
-    @staticmethod
-    def _undo_open(secret_dir: Path | None, dirs: RunDirs, restore: tuple[int, int] | None) -> None:
-        if secret_dir is not None:
-            shutil.rmtree(secret_dir, ignore_errors=True)
-        if restore is not None:
-            for path in (dirs.workspace, dirs.home, dirs.inputs):
-                _chown_tree(path, *restore)
 
     @staticmethod
     def _remove_by_name(client: docker.DockerClient, name: str) -> None:

@@ -262,7 +262,7 @@ class LocalSandboxFactory:
         return None
 
     def open(self, dirs: RunDirs, labels: Mapping[str, str]) -> LocalSandbox:
-        for directory in (dirs.workspace, dirs.home, dirs.inputs):
+        for directory in dirs.all():
             directory.mkdir(parents=True, exist_ok=True)
         # base_env points TMPDIR here; tools fail oddly when it does not exist.
         (dirs.home / "tmp").mkdir(exist_ok=True)
