@@ -36,6 +36,7 @@ from pytest_scylla.agents.command import (
     read_tail,
     run_logged,
     runs_on_host,
+    tail_line,
 )
 from pytest_scylla.records import AgentRecord
 from pytest_scylla.sandbox.base import ProcessOutcome, Sandbox, SandboxError
@@ -85,11 +86,6 @@ def find_claude(claude_bin: str | None = None) -> str:
     )
 
 
-def _tail_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
-
 def decide(
     summary: StreamSummary,
     *,
@@ -119,7 +115,7 @@ def decide(
         reason = f"timed out{limit}" + ("" if summary.result is None else f" ({reason})")
     elif summary.result is None:
         finished = False
-        detail = _tail_line(stderr)
+        detail = tail_line(stderr)
         reason = f"CLI exited with code {exit_code} without a result event" + (
             f": {detail}" if detail else ""
         )

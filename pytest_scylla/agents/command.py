@@ -63,6 +63,12 @@ def read_tail(path: Path, chars: int = TAIL_CHARS) -> str:
         return ""
 
 
+def tail_line(text: str) -> str:
+    """The last non-empty line, stripped and cut to 300 characters ("" when none)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
 def redact_file(path: Path, redactor: Redactor) -> None:
     """Secrets echoed by an agent must not stay in a saved log."""
     if not path.is_file() or not redactor.secrets:
@@ -141,10 +147,8 @@ def run_process_agent(
     if outcome.timed_out:
         reason = f"timed out after {request.timeout_s:g} s"
     elif outcome.exit_code != 0:
-        last = [line for line in read_tail(stderr_path).splitlines() if line.strip()]
-        reason = f"exited with code {outcome.exit_code}" + (
-            f": {last[-1].strip()[:300]}" if last else ""
-        )
+        detail = tail_line(read_tail(stderr_path))
+        reason = f"exited with code {outcome.exit_code}" + (f": {detail}" if detail else "")
     return AgentRecord(
         agent=name,
         model=request.model,
