@@ -28,28 +28,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Token usage as the Messages API reports it: the same four fields the run records keep.
+from pytest_scylla.records import TokenUsage as Usage
+
 REDACTED = "REDACTED"
 # Header names whose values are secrets: never kept in a record.
 _SECRET_HEADER_MARKERS = ("api-key", "authorization", "token", "secret", "cookie")
-
-
-class Usage(BaseModel):
-    """Token usage as the Messages API reports it."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_creation_input_tokens=(
-                self.cache_creation_input_tokens + other.cache_creation_input_tokens
-            ),
-            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
-        )
 
 
 class UsageOverride(BaseModel):
