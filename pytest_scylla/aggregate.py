@@ -65,6 +65,17 @@ class TierResult(BaseModel):
     best_subtest: str | None
     subtests: dict[str, SubTestResult]
 
+    @property
+    def scores(self) -> list[float]:
+        """Scores of the judged runs, sub-test by sub-test in run order: what tiers are
+        compared on."""
+        return [
+            run.score
+            for subtest in self.subtests.values()
+            for run in subtest.runs
+            if run.score is not None
+        ]
+
 
 class ExperimentResult(BaseModel):
     experiment_id: str
@@ -90,12 +101,18 @@ def load_experiment_records(experiment_dir: Path) -> tuple[list[RunRecord], list
     return records, damaged
 
 
+def _judged(record: RunRecord) -> bool:
+    """A run that was judged (passed or failed); errored runs are counted, not scored."""
+    return record.outcome != "error" and record.result is not None
+
+
 def _summary(record: RunRecord) -> RunSummary:
+    result = record.result if _judged(record) else None
     return RunSummary(
         run=record.run,
         outcome=record.outcome,
-        score=record.result.score if record.result and record.outcome != "error" else None,
-        grade=record.result.grade if record.result and record.outcome != "error" else None,
+        score=result.score if result else None,
+        grade=result.grade if result else None,
         agent_cost_usd=record.agent_cost_usd,
         judge_cost_usd=record.judge_cost_usd,
         tokens=record.agent.tokens.total if record.agent else 0,
@@ -105,9 +122,7 @@ def _summary(record: RunRecord) -> RunSummary:
 
 
 def _stats(records: list[RunRecord]) -> SummaryStats:
-    judged = [
-        record for record in records if record.outcome != "error" and record.result is not None
-    ]
+    judged = [record for record in records if _judged(record)]
     return summarize(
         scores=[record.result.score for record in judged if record.result],
         passed=[record.outcome == "passed" for record in judged],
@@ -177,15 +192,7 @@ def aggregate_experiment(
             best_subtest=_best(subtest_results),
             subtests=subtest_results,
         )
-    scores_by_tier = {
-        tier: [
-            r.result.score
-            for runs in subtests.values()
-            for r in runs
-            if r.outcome != "error" and r.result
-        ]
-        for tier, subtests in sorted(by_tier.items())
-    }
+    scores_by_tier = {tier: tier_result.scores for tier, tier_result in tiers.items()}
     return ExperimentResult(
         experiment_id=experiment_id,
         judge_modes=sorted({r.judge_mode for r in records}),

@@ -27,12 +27,6 @@ def judge_mode_text(result: ExperimentResult) -> str:
 def report_input(result: ExperimentResult, experiment_name: str = "") -> ReportInput:
     tiers = []
     for tier_id, tier in result.tiers.items():
-        scores = [
-            run.score
-            for subtest in tier.subtests.values()
-            for run in subtest.runs
-            if run.score is not None
-        ]
         tiers.append(
             TierReport(
                 tier_id=tier_id,
@@ -43,7 +37,7 @@ def report_input(result: ExperimentResult, experiment_name: str = "") -> ReportI
                     for subtest_id, subtest in tier.subtests.items()
                 ],
                 best_subtest=tier.best_subtest,
-                scores=scores,
+                scores=tier.scores,
             )
         )
     return ReportInput(
