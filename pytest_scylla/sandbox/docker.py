@@ -61,8 +61,6 @@ class DockerSettings(BaseModel):
     memory: str = "4g"
     cpus: float = Field(default=2.0, gt=0)
     pids: int = Field(default=512, gt=0)
-    # "uid[:gid]" inside the container; None: the host uid when not root, else 1000.
-    user: str | None = None
     mount_credentials: bool = False
     # None: ~/.claude/.credentials.json of the host user, when it exists.
     credentials_file: Path | None = None
@@ -123,7 +121,6 @@ class DockerSandbox:
 
     def __init__(
         self,
-        client: docker.DockerClient,
         stream_client: docker.APIClient,
         container: Container,
         dirs: RunDirs,
@@ -132,7 +129,6 @@ class DockerSandbox:
         secret_dir: Path | None,
     ) -> None:
         self.paths = SandboxPaths(workspace=WORKSPACE, home=HOME, inputs=INPUTS)
-        self._client = client
         self._stream = stream_client
         self._container = container
         self._dirs = dirs
@@ -337,9 +333,6 @@ class DockerSandboxFactory:
     # -- containers
 
     def _run_user(self) -> tuple[int, int]:
-        if self.settings.user:
-            uid, _, gid = self.settings.user.partition(":")
-            return int(uid), int(gid or uid)
         if os.geteuid() != 0:
             # Same uid as the host user: files written in the workspace stay theirs.
             return os.geteuid(), os.getegid()
@@ -398,9 +391,7 @@ class DockerSandboxFactory:
             self._remove_by_name(client, name)
             _release(secret_dir, dirs, restore)
             raise
-        sandbox = DockerSandbox(
-            client, stream, container, dirs, f"{uid}:{gid}", restore, secret_dir
-        )
+        sandbox = DockerSandbox(stream, container, dirs, f"{uid}:{gid}", restore, secret_dir)
         self._live.add(sandbox)
         return sandbox
 
