@@ -21,6 +21,7 @@ from pytest_scylla.records import (
     RunRecord,
     atomic_write_text,
     dump_record,
+    run_dir,
     write_text_if_changed,
 )
 from pytest_scylla.redact import Redactor, secrets_from_env
@@ -146,16 +147,11 @@ class ResultsCollector:
                     self.judgments_cached += 1
                 elif judge.attempts:
                     self.judgments_new += 1
-        run_file = (
-            self.settings.results_dir
-            / record.experiment_id
-            / record.tier
-            / record.subtest
-            / f"run-{record.run:02d}"
-            / RUN_RECORD_FILE
+        folder = run_dir(
+            self.settings.results_dir, record.experiment_id, record.tier, record.subtest, record.run
         )
         # A worker on another host has its own disk; on a shared disk this is a no-op.
-        write_text_if_changed(run_file, dump_record(record))
+        write_text_if_changed(folder / RUN_RECORD_FILE, dump_record(record))
         self.config.hook.pytest_scylla_run_finished(
             config=self.config, record=record, from_disk=from_disk
         )

@@ -216,6 +216,11 @@ class RunRecord(BaseModel):
         return self.agent.cost_usd or 0.0 if self.agent else 0.0
 
 
+def run_dir(results_dir: Path, experiment_id: str, tier: str, subtest: str, run: int) -> Path:
+    """The folder of one run's files: `<results>/<experiment>/<tier>/<sub-test>/run-NN`."""
+    return results_dir / experiment_id / tier / subtest / f"run-{run:02d}"
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temp_name = tempfile.mkstemp(
