@@ -22,7 +22,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import BinaryIO, Literal
 
 import docker.errors
 from docker.models.containers import Container
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import docker
 from pytest_scylla.sandbox.base import ProcessOutcome, RunDirs, SandboxError, SandboxPaths
-from pytest_scylla.sandbox.docker_image import RUNNER_IMAGE
+from pytest_scylla.sandbox.docker_image import RUNNER_IMAGE, Progress, ensure_images, silent
 
 WORKSPACE = "/workspace"
 HOME = "/home/scylla"
@@ -322,12 +322,10 @@ class DockerSandboxFactory:
                 )
         return None
 
-    def ensure_image(self, force: bool = False, progress: Any = None) -> str:
+    def ensure_image(self, force: bool = False, progress: Progress | None = None) -> str:
         """Build scylla-base/scylla-runner when missing or stale; returns the image."""
-        from pytest_scylla.sandbox.docker_image import ensure_images
-
         client, _ = self._engine()
-        ensure_images(force=force, progress=progress or (lambda _line: None), client=client)
+        ensure_images(force=force, progress=progress or silent, client=client)
         return self.settings.image
 
     # -- containers

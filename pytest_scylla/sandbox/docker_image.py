@@ -72,8 +72,8 @@ class BuildReport:
     runner_s: float
 
 
-def _silent(_: str) -> None:
-    pass
+def silent(_: str) -> None:
+    """A progress callback that shows nothing."""
 
 
 # ---------------------------------------------------------------- apt mirror discovery
@@ -328,7 +328,7 @@ def _build_runner(
 
 def ensure_images(
     force: bool = False,
-    progress: Progress = _silent,
+    progress: Progress = silent,
     client: docker.DockerClient | None = None,
     docker_dir: Path = DOCKER_DIR,
 ) -> BuildReport:
@@ -362,12 +362,6 @@ def ensure_images(
         progress(f"{RUNNER_IMAGE} is up to date")
     t2 = time.monotonic()
     return BuildReport(base_built, runner_built, t1 - t0, t2 - t1)
-
-
-def ensure_image(force: bool = False, progress: Progress = _silent) -> str:
-    """Build what is missing and return the runner image reference."""
-    ensure_images(force=force, progress=progress)
-    return RUNNER_IMAGE
 
 
 def main(argv: list[str] | None = None) -> int:
