@@ -33,10 +33,14 @@ class CacheEntry(BaseModel):
     prompt_sha256: str | None = None
 
 
-def request_key(model: str, request: dict[str, Any]) -> str:
-    """sha256 of the model and the canonical JSON of the whole request."""
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{model}\n{canonical}".encode()).hexdigest()
+def canonical_json(obj: Any) -> str:
+    """The one JSON form that is hashed or compared: sorted keys, no spaces, text as is."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def request_key(model: str, canonical_request: str) -> str:
+    """sha256 of the model and the canonical JSON (`canonical_json`) of the whole request."""
+    return hashlib.sha256(f"{model}\n{canonical_request}".encode()).hexdigest()
 
 
 class JudgeCache:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -28,7 +27,7 @@ import anthropic
 from pydantic import BaseModel, Field, ValidationError
 
 from pytest_scylla.judges.backoff import BackoffExhausted, RetryDecision, SharedBackoff
-from pytest_scylla.judges.cache import JudgeCache, request_key
+from pytest_scylla.judges.cache import JudgeCache, canonical_json, request_key
 from pytest_scylla.judges.prompt import (
     ANSWER_TOOL_NAME,
     JudgeAnswer,
@@ -194,10 +193,6 @@ def _echo_block(block: Any) -> dict[str, Any] | None:
     return None
 
 
-def _canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 class LlmJudge:
     def __init__(
         self,
@@ -250,8 +245,9 @@ class LlmJudge:
             "tools": [request.tool],
             "tool_choice": {"type": "tool", "name": ANSWER_TOOL_NAME},
         }
-        key = request_key(self.model, params)
-        prompt_sha256 = hashlib.sha256(_canonical(params).encode()).hexdigest()
+        canonical = canonical_json(params)
+        key = request_key(self.model, canonical)
+        prompt_sha256 = hashlib.sha256(canonical.encode()).hexdigest()
         atomic_write_text(out_dir / PROMPT_FILE, render_prompt(request, self.model))
         log = JudgeResponseLog(model=self.model, cache_key=key)
 

@@ -28,6 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_scylla.judges.cache import canonical_json
+
 # Token usage as the Messages API reports it: the same four fields the run records keep.
 from pytest_scylla.records import TokenUsage as Usage
 
@@ -180,13 +182,9 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
 # ---------------------------------------------------------------- token accounting
 
 
-def _canon(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def estimate_tokens(obj: Any) -> int:
     """Deterministic stand-in for a tokenizer: about four characters of JSON per token."""
-    text = obj if isinstance(obj, str) else _canon(obj)
+    text = obj if isinstance(obj, str) else canonical_json(obj)
     return max(1, math.ceil(len(text) / 4))
 
 
@@ -252,7 +250,7 @@ class PromptCache:
         digest = hashlib.sha256(model.encode())
         hashes: list[str] = []
         for content, _ in segs:
-            digest.update(_canon(content).encode())
+            digest.update(canonical_json(content).encode())
             hashes.append(digest.copy().hexdigest())
         breakpoints = [i for i, (_, bp) in enumerate(segs) if bp]
         if not breakpoints:
@@ -384,7 +382,9 @@ def sse_events(
             deltas = [{"type": "text_delta", "text": c} for c in _chunks(block["text"], 40)]
         else:
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            raw = block["input"] if isinstance(block["input"], str) else _canon(block["input"])
+            raw = block["input"]
+            if not isinstance(raw, str):
+                raw = canonical_json(raw)
             deltas = [{"type": "input_json_delta", "partial_json": c} for c in _chunks(raw, 64)]
         events.append(
             (
@@ -560,7 +560,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if cut_after is not None:
             fake._record_usage(record.index, model, usage, complete=False)
-            data = _canon(message).encode()
+            data = canonical_json(message).encode()
             self._send_head(200, "application/json", len(data), {})
             self.wfile.write(data[: len(data) // 2])
             self._cut()
@@ -588,7 +588,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send_json(self, status: int, obj: Any, extra: dict[str, str] | None = None) -> None:
-        data = _canon(obj).encode()
+        data = canonical_json(obj).encode()
         self._send_head(status, "application/json", len(data), extra or {})
         self.wfile.write(data)
         self.wfile.flush()
@@ -606,7 +606,7 @@ class _Handler(BaseHTTPRequestHandler):
             200, "text/event-stream; charset=utf-8", None, {"cache-control": "no-cache"}
         )
         for name, data in events:
-            chunk = f"event: {name}\ndata: {_canon(data)}\n\n".encode()
+            chunk = f"event: {name}\ndata: {canonical_json(data)}\n\n".encode()
             self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
             self.wfile.flush()
         if complete:
