@@ -62,10 +62,10 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
         parse_model(config_file, ExperimentConfig) if config_file.is_file() else ExperimentConfig()
     )
 
-    _, prompt = read_confined_text(
+    prompt_file, prompt = read_confined_text(
         directory, spec.task.prompt_file, source_file=test_file, field="task.prompt_file"
     )
-    _, criteria = read_confined_text(
+    criteria_file, criteria = read_confined_text(
         directory,
         spec.validation.criteria_file,
         source_file=test_file,
@@ -113,12 +113,7 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
                 test_file, [("tiers", f"tier {tier} has no sub-tests in {catalogue.layers}")]
             )
 
-    fixture_files = [
-        test_file,
-        rubric_file,
-        directory / spec.task.prompt_file,
-        directory / spec.validation.criteria_file,
-    ]
+    fixture_files = [test_file, rubric_file, prompt_file, criteria_file]
     if config_file.is_file():
         fixture_files.append(config_file)
     digest = hashlib.sha256()
