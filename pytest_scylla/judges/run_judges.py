@@ -70,6 +70,9 @@ class LlmJudgeRunner(JudgeRunner):
     ) -> tuple[list[JudgeRecord], ScoreRecord | None, ConsensusRecord | None]:
         experiment = plan.experiment
         rubric = experiment.normalized_rubric
+        items = [item for item in rubric.items() if item.command is None]
+        if not items:  # everything is objective: nothing for a model to judge
+            return [], commands_only_result(experiment, record, self.settings.pass_threshold), None
         diff_path = run_dir / DIFF_FILE
         judge_input = JudgeInput(
             task_prompt=experiment.prompt,
@@ -83,9 +86,6 @@ class LlmJudgeRunner(JudgeRunner):
             checks=record.checks or ChecksRecord(),
             run_label=f"{experiment.id} {record.tier}/{record.subtest} run {record.run}",
         )
-        items = [item for item in rubric.items() if item.command is None]
-        if not items:  # everything is objective: nothing for a model to judge
-            return [], *self._score(plan, record, [])
         # `--scylla-rejudge --add-judge M`: only the judges this run has no ok judgment from.
         # `--add-judge` also builds the panel, so when every one of them has judged already
         # the rejudge is a plain one: every judge again.
