@@ -8,7 +8,6 @@ same name, so an experiment can add or replace single sub-tests.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -152,11 +151,3 @@ def load_catalogue(layers: tuple[Path, ...]) -> Catalogue:
         if tiers_file.is_file():
             tier_info.update(parse_model(tiers_file, TierCatalogueSpec).tiers)
     return Catalogue(layers=layers, tier_info=tier_info)
-
-
-def hash_paths(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(str(path.name).encode())
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()

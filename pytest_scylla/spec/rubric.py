@@ -167,9 +167,3 @@ class NormalizedRubric(BaseModel):
 
     def items(self) -> list[NormalizedItem]:
         return [item for category in self.categories for item in category.items]
-
-    def item(self, item_id: str) -> NormalizedItem:
-        for item in self.items():
-            if item.id == item_id:
-                return item
-        raise KeyError(item_id)
