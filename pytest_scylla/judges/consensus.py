@@ -162,5 +162,5 @@ def commands_only_score(
     """`--judge-model none`: items without a command stay "unjudged" and the score covers
     the command items only (ScoreRecord.partial says so whenever an item was left out)."""
     return score_items(
-        rubric, dict(command_items), pass_threshold=pass_threshold, grade_scale=grade_scale
+        rubric, command_items, pass_threshold=pass_threshold, grade_scale=grade_scale
     )
