@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import docker
 from pytest_scylla.sandbox.base import ProcessOutcome, RunDirs, SandboxError, SandboxPaths
 from pytest_scylla.sandbox.docker_image import RUNNER_IMAGE, Progress, ensure_images, silent
+from pytest_scylla.sandbox.local import proc_stat_fields
 
 WORKSPACE = "/workspace"
 HOME = "/home/scylla"
@@ -74,13 +75,9 @@ def _engine_url(settings: DockerSettings) -> str:
 
 def _process_start(pid: int) -> str:
     """Start time of pid in clock ticks since boot ("" when unknown): tells pid reuse apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else ""
+    fields = proc_stat_fields(pid)
+    # Field 22 of the file; proc_stat_fields starts at field 3.
+    return fields[19] if fields is not None and len(fields) > 19 else ""
 
 
 def _pid_alive(pid: int, start: str) -> bool:

@@ -60,14 +60,24 @@ def _subreaper() -> Iterator[None]:
         libc.prctl(_PR_SET_CHILD_SUBREAPER, previous.value, 0, 0, 0)
 
 
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, parent pid, process group) of a live process, None when it is gone."""
+def proc_stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (the state first).
+
+    None when the process is gone or cannot be read (also where there is no ``/proc``).
+    """
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name (field 2) may hold spaces and parentheses: split after the last ")".
-    fields = raw[raw.rfind(")") + 2 :].split()
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, process group) of a live process, None when it is gone."""
+    fields = proc_stat_fields(pid)
+    if fields is None:
+        return None
     return fields[0], int(fields[1]), int(fields[2])
 
 
