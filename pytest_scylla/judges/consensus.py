@@ -18,6 +18,7 @@ No ok judge at all raises `NoJudgeSucceeded`: the caller marks the run as an err
 from __future__ import annotations
 
 from collections.abc import Mapping
+from statistics import median
 
 from pytest_scylla.judges.scoring import score_items
 from pytest_scylla.records import (
@@ -37,14 +38,6 @@ class NoJudgeSucceeded(Exception):
         names = ", ".join(judges_failed) or "none configured"
         super().__init__(f"no judge produced a valid judgment (failed: {names})")
         self.judges_failed = judges_failed
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _format(value: float | None) -> str:
