@@ -219,11 +219,21 @@ class ClaudeCodeAgent:
             )
         except SandboxError as error:
             return self._not_started(request, f"could not start the CLI: {error}")
-        return self._record(request.model, outcome, request.agent_dir, request.timeout_s)
+        # No fallback version here: the live record's cli_version comes from the stream alone.
+        return self._decide_saved(
+            request.agent_dir, request.model, outcome, request.timeout_s, cli_version=None
+        )
 
-    def _record(
-        self, model: str | None, outcome: ProcessOutcome, agent_dir: Path, timeout_s: float | None
+    def _decide_saved(
+        self,
+        agent_dir: Path,
+        model: str | None,
+        outcome: ProcessOutcome,
+        timeout_s: float | None,
+        *,
+        cli_version: str | None,
     ) -> AgentRecord:
+        """decide() over the saved stdout.jsonl and the tail of stderr.log."""
         return decide(
             parse_stream_file(agent_dir / STDOUT_FILE),
             agent=self.name,
@@ -233,7 +243,7 @@ class ClaudeCodeAgent:
             duration_s=outcome.duration_s,
             timeout_s=timeout_s,
             stderr=read_tail(agent_dir / STDERR_FILE),
-            cli_version=None,
+            cli_version=cli_version,
         )
 
     def _not_started(self, request: AgentRequest, reason: str) -> AgentRecord:
@@ -247,16 +257,9 @@ class ClaudeCodeAgent:
 
     def parse_saved(self, agent_dir: Path, previous: AgentRecord) -> AgentRecord:
         """Rebuild from ``stdout.jsonl``; what only the live run knew comes from previous."""
-        record = decide(
-            parse_stream_file(agent_dir / STDOUT_FILE),
-            agent=self.name,
-            model=previous.model,
-            exit_code=previous.exit_code,
-            timed_out=previous.timed_out,
-            duration_s=previous.duration_s,
-            timeout_s=None,
-            stderr=read_tail(agent_dir / STDERR_FILE),
-            cli_version=previous.cli_version,
+        outcome = ProcessOutcome(previous.exit_code, previous.timed_out, previous.duration_s)
+        record = self._decide_saved(
+            agent_dir, previous.model, outcome, None, cli_version=previous.cli_version
         )
         if previous.timed_out and previous.error_reason:
             record.error_reason = previous.error_reason  # it knew the limit; we do not
