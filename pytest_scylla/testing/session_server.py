@@ -23,6 +23,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_scylla.judges.prompt import ANSWER_TOOL_NAME
 from pytest_scylla.testing.fake_api import (
     FakeMessagesAPI,
     RecordedRequest,
@@ -32,7 +33,6 @@ from pytest_scylla.testing.fake_api import (
 )
 from pytest_scylla.testing.scripted_model import DryRunScript
 
-JUDGE_TOOL = "submit_judgment"
 DRY_RUN_KEY = "sk-scylla-dry-run-not-a-secret"
 _ITEM_LINE = re.compile(
     r"^- `(?P<id>[^`]+)` \(max (?P<points>[0-9.]+) points, (?P<kind>[^)]*)\)", re.M
@@ -65,7 +65,7 @@ class DryRunResponder:
 
     def __call__(self, request: RecordedRequest) -> ReplyLike:
         choice = request.body.get("tool_choice") or {}
-        if choice.get("type") == "tool" and choice.get("name") == JUDGE_TOOL:
+        if choice.get("type") == "tool" and choice.get("name") == ANSWER_TOOL_NAME:
             return self._judge(request.body)
         return self.agent(request)
 
@@ -87,7 +87,7 @@ class DryRunResponder:
         return Reply(
             tool_calls=[
                 ToolCall(
-                    name=JUDGE_TOOL,
+                    name=ANSWER_TOOL_NAME,
                     input={"items": answers, "overall_reasoning": self.judge_answers.reasoning},
                 )
             ]
