@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from pytest_scylla.records import RUN_RECORD_FILE, RunRecord, write_text_if_changed
+from pytest_scylla.records import RUN_RECORD_FILE, RunRecord, write_json_if_changed
 from pytest_scylla.stats import SummaryStats, TierComparison, compare_groups, summarize
 
 AGGREGATE_FILE = "result.json"
@@ -210,11 +210,6 @@ def aggregate_experiment(
 def write_aggregates(experiment_dir: Path, result: ExperimentResult) -> None:
     for tier, tier_result in result.tiers.items():
         for subtest, subtest_result in tier_result.subtests.items():
-            write_text_if_changed(
-                experiment_dir / tier / subtest / AGGREGATE_FILE,
-                subtest_result.model_dump_json(indent=2) + "\n",
-            )
-        write_text_if_changed(
-            experiment_dir / tier / AGGREGATE_FILE, tier_result.model_dump_json(indent=2) + "\n"
-        )
-    write_text_if_changed(experiment_dir / AGGREGATE_FILE, result.model_dump_json(indent=2) + "\n")
+            write_json_if_changed(experiment_dir / tier / subtest / AGGREGATE_FILE, subtest_result)
+        write_json_if_changed(experiment_dir / tier / AGGREGATE_FILE, tier_result)
+    write_json_if_changed(experiment_dir / AGGREGATE_FILE, result)

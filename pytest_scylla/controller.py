@@ -19,7 +19,7 @@ import pytest_scylla
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
     RunRecord,
-    atomic_write_text,
+    atomic_write_json,
     dump_record,
     run_dir,
     write_text_if_changed,
@@ -212,7 +212,7 @@ class ResultsCollector:
             fixture_sha256=sorted({r.fixture_sha256 for r in records if r.fixture_sha256}),
             invocation=[self.redactor(argument) for argument in self.config.invocation_params.args],
         )
-        atomic_write_text(experiment_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2) + "\n")
+        atomic_write_json(experiment_dir / MANIFEST_FILE, manifest)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:

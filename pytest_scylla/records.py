@@ -246,12 +246,22 @@ def write_text_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+def _json_text(model: BaseModel) -> str:
+    """The text of a model's JSON file: indented, ending with a newline."""
+    return model.model_dump_json(indent=2) + "\n"
+
+
 def atomic_write_json(path: Path, model: BaseModel) -> None:
-    atomic_write_text(path, model.model_dump_json(indent=2) + "\n")
+    atomic_write_text(path, _json_text(model))
+
+
+def write_json_if_changed(path: Path, model: BaseModel) -> bool:
+    """write_text_if_changed for a model, formatted as atomic_write_json formats it."""
+    return write_text_if_changed(path, _json_text(model))
 
 
 def dump_record(record: RunRecord) -> str:
-    return record.model_dump_json(indent=2) + "\n"
+    return _json_text(record)
 
 
 class DamagedRecord(Exception):
