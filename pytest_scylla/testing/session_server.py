@@ -31,7 +31,7 @@ from pytest_scylla.testing.fake_api import (
     ReplyLike,
     ToolCall,
 )
-from pytest_scylla.testing.scripted_model import DryRunScript
+from pytest_scylla.testing.scripted_model import DryRunScript, _texts
 
 DRY_RUN_KEY = "sk-scylla-dry-run-not-a-secret"
 _ITEM_LINE = re.compile(
@@ -48,14 +48,6 @@ class ScriptedJudgeAnswers(BaseModel):
     reasoning: str = "Scripted judgment of a dry run (no model was asked)."
 
 
-def _request_text(body: dict[str, Any]) -> str:
-    texts: list[str] = []
-    for block in body.get("system") or []:
-        if isinstance(block, dict) and isinstance(block.get("text"), str):
-            texts.append(block["text"])
-    return "\n".join(texts)
-
-
 class DryRunResponder:
     """Agent turns from the script; judge calls from its judge section."""
 
@@ -70,7 +62,8 @@ class DryRunResponder:
         return self.agent(request)
 
     def _judge(self, body: dict[str, Any]) -> Reply:
-        items_section = _request_text(body).split("# Items to judge", 1)[-1].split("\n# ", 1)[0]
+        system = "\n".join(_texts(body.get("system")))
+        items_section = system.split("# Items to judge", 1)[-1].split("\n# ", 1)[0]
         answers = []
         for match in _ITEM_LINE.finditer(items_section):
             item_id = match["id"]
