@@ -90,15 +90,16 @@ FaultKind = Literal[
     "schema_mismatch",  # a tool call whose input does not fit the tool's input_schema
 ]
 
-_HTTP_FAULTS: dict[str, tuple[int, str, str]] = {
+_HTTP_FAULTS: dict[FaultKind, tuple[int, str, str]] = {
     "rate_limit": (429, "rate_limit_error", "Number of requests has exceeded your rate limit"),
     "overloaded": (529, "overloaded_error", "Overloaded"),
     "server_error": (500, "api_error", "Internal server error"),
     "auth_error": (401, "authentication_error", "invalid x-api-key"),
 }
 
-_STATUS_TO_KIND: dict[int, FaultKind] = {429: "rate_limit", 529: "overloaded", 500: "server_error"}
-_STATUS_TO_KIND[401] = "auth_error"
+_STATUS_TO_KIND: dict[int, FaultKind] = {
+    status: kind for kind, (status, _, _) in _HTTP_FAULTS.items()
+}
 
 
 class Fault(BaseModel):
