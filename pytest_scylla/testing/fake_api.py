@@ -202,9 +202,7 @@ def prompt_segments(body: dict[str, Any]) -> list[tuple[Any, bool]]:
     """
     segs: list[tuple[Any, bool]] = []
     for tool in body.get("tools") or []:
-        segs.append(
-            (_strip_cache_control(tool), isinstance(tool, dict) and "cache_control" in tool)
-        )
+        segs.append((_strip_cache_control(tool), _has_cc(tool)))
     system = body.get("system")
     if isinstance(system, str):
         segs.append((["system", system], False))
