@@ -365,12 +365,13 @@ class LlmJudge:
         *,
         api_error: bool = True,
     ) -> JudgeRecord:
+        error = self.redactor(error)
         if api_error:
-            log.api_error = self.redactor(error)
+            log.api_error = error
         return JudgeRecord(
             model=self.model,
             status="failed",
-            error=self.redactor(error),
+            error=error,
             tokens=tokens,
             attempts=attempts,
         )
