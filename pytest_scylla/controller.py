@@ -16,6 +16,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import pytest_scylla
+from pytest_scylla.collect import EXPERIMENT_FILE
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
     RunRecord,
@@ -32,18 +33,23 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.json"
 CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+# How a run reaches the controller (plugin.pytest_runtest_makereport sets them on the setup
+# report): its record and experiment file as attributes, and whether it was read from disk.
+RECORD_ATTRIBUTE = "scylla_record"
+EXPERIMENT_FILE_ATTRIBUTE = "scylla_experiment_file"
+FROM_DISK_PROPERTY = "scylla_from_disk"
 
 
 def _targets_experiments(config: pytest.Config) -> bool:
     """Whether this invocation may run experiments (our own test suite must not need keys)."""
     for argument in config.args:
         path = Path(argument.split("::", 1)[0])
-        if path.name == "test.yaml":
+        if path.name == EXPERIMENT_FILE:
             return True
         if path.is_dir() and (
-            (path / "test.yaml").is_file()
-            or any(path.glob("*/test.yaml"))
-            or any(path.glob("*/*/test.yaml"))
+            (path / EXPERIMENT_FILE).is_file()
+            or any(path.glob(f"*/{EXPERIMENT_FILE}"))
+            or any(path.glob(f"*/*/{EXPERIMENT_FILE}"))
         ):
             return True
     return False
@@ -132,12 +138,12 @@ class ResultsCollector:
         self.redactor = Redactor(secrets_from_env())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        payload = getattr(report, "scylla_record", None)
+        payload = getattr(report, RECORD_ATTRIBUTE, None)
         if payload is None:
             return
         record = RunRecord.model_validate_json(payload)
-        self.experiment_ids[record.experiment_id] = getattr(report, "scylla_experiment_file", "")
-        from_disk = dict(report.user_properties).get("scylla_from_disk", False)
+        self.experiment_ids[record.experiment_id] = getattr(report, EXPERIMENT_FILE_ATTRIBUTE, "")
+        from_disk = dict(report.user_properties).get(FROM_DISK_PROPERTY, False)
         if from_disk:
             self.disk_runs += 1
         else:

@@ -16,14 +16,17 @@ from pytest_scylla.collect import (
     RunItem,
     scylla_session,
 )
-from pytest_scylla.controller import ResultsCollector, preflight
+from pytest_scylla.controller import (
+    EXPERIMENT_FILE_ATTRIBUTE,
+    FROM_DISK_PROPERTY,
+    RECORD_ATTRIBUTE,
+    ResultsCollector,
+    preflight,
+)
 from pytest_scylla.session import ScyllaSession
 from pytest_scylla.settings import add_options, read_settings
 from pytest_scylla.spec.experiment import TIER_IDS
 from pytest_scylla.testing.fixtures import fake_api  # noqa: F401  (a fixture for users' tests)
-
-RECORD_ATTRIBUTE = "scylla_record"
-EXPERIMENT_FILE_ATTRIBUTE = "scylla_experiment_file"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -120,7 +123,7 @@ def pytest_runtest_makereport(
         # The record rides in the report, so a worker on another host needs no shared disk.
         setattr(report, RECORD_ATTRIBUTE, item.record.model_dump_json())
         setattr(report, EXPERIMENT_FILE_ATTRIBUTE, str(item.experiment.test_file))
-        report.user_properties.append(("scylla_from_disk", item.from_disk))
+        report.user_properties.append((FROM_DISK_PROPERTY, item.from_disk))
     return report
 
 
