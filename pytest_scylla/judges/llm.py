@@ -262,8 +262,8 @@ class LlmJudge:
         record.prompt_sha256 = prompt_sha256
         record.latency_s = time.monotonic() - started
         record.cost_usd = self.pricing.cost_or_none(self.model, record.tokens) or 0.0
-        if self.cache is not None and record.status == "ok":
-            self.cache.put(key, record)
+        if self.cache is not None:
+            self.cache.put(key, record)  # stores ok judgments only
         return self._finish(out_dir, record, log)
 
     def _ask(
