@@ -224,11 +224,11 @@ class LlmJudge:
         self.prompt_cache = prompt_cache
         # Our retries only: the SDK's would bypass the shared backoff.
         self._client = client.with_options(max_retries=0, timeout=request_timeout_s)
-        secrets = [*(redactor.secrets if redactor else secrets_from_env())]
+        # Our own redactor: the client's credentials go into a copy, never into the caller's.
+        self.redactor = Redactor(redactor.secrets if redactor else secrets_from_env())
         for secret in (client.api_key, getattr(client, "auth_token", None)):
-            if isinstance(secret, str) and secret:
-                secrets.append(secret)
-        self.redactor = Redactor(secrets)
+            if isinstance(secret, str):
+                self.redactor.add(secret)
 
     def judge(
         self, judge_input: JudgeInput, items: list[NormalizedItem], out_dir: Path
