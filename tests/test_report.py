@@ -7,10 +7,13 @@ from html.parser import HTMLParser
 
 import pytest
 
+from pytest_scylla.aggregate import aggregate_experiment
+from pytest_scylla.records import AgentRecord, RunRecord, ScoreRecord
 from pytest_scylla.report.html import render_html
 from pytest_scylla.report.markdown import escape_markdown, render_markdown
 from pytest_scylla.report.model import ReportInput, SubtestReport, TierReport
 from pytest_scylla.report.tables import fmt_cost_of_pass
+from pytest_scylla.report.terminal import tier_table as terminal_tier_table
 from pytest_scylla.stats import compare_groups, summarize, wilson_interval
 
 HOSTILE_NAME = "<script>alert(1)</script> | *bold*"
@@ -238,3 +241,52 @@ def test_report_input_round_trips_through_json(report: ReportInput) -> None:
     again = ReportInput.model_validate_json(report.model_dump_json())
     assert again == report
     assert render_markdown(again) == render_markdown(report)
+
+
+# --- terminal summary -----------------------------------------------------------------------
+
+
+def _run(tier: str, run: int, outcome: str, score: float | None, cost: float) -> RunRecord:
+    result = None
+    if score is not None:
+        result = ScoreRecord(
+            score=score,
+            grade="A",
+            passed=outcome == "passed",
+            pass_threshold=0.6,
+            category_scores={},
+            items=[],
+        )
+    return RunRecord(
+        experiment_id="exp",
+        tier=tier,
+        subtest="00",
+        run=run,
+        node_id=f"test.yaml::{tier}::00[run-{run:02d}]",
+        agent_name="oracle",
+        judge_mode="commands-only",
+        outcome=outcome,  # type: ignore[arg-type]
+        result=result,
+        agent=AgentRecord(agent="oracle", cost_usd=cost),
+        started_at="2026-01-20T06:13:07+00:00",
+        finished_at="2026-01-20T06:13:08+00:00",
+    )
+
+
+def test_terminal_tier_table_cells() -> None:
+    records = [
+        _run("T0", 1, "passed", 0.9, 0.5),
+        _run("T0", 2, "failed", 0.2, 0.25),
+        _run("T1", 1, "failed", 0.1, 0.125),
+        _run("T2", 1, "error", None, 0.0),  # no judged run: rates and costs are n/a
+    ]
+    lines = terminal_tier_table(aggregate_experiment("exp", records, []))
+    cells = {line.split()[0]: " ".join(line.split()[1:]) for line in lines[2:]}
+    # runs pass fail error | pass rate, CI, mean, median | agent $, judge $, cost/pass, best
+    low, high = wilson_interval(1, 2)
+    assert (
+        cells["T0"] == f"2 1 1 0 0.50 {low:.2f}-{high:.2f} 0.550 0.550 $0.7500 $0.0000 $0.7500 00"
+    )
+    low, high = wilson_interval(0, 1)
+    assert cells["T1"] == f"1 0 1 0 0.00 {low:.2f}-{high:.2f} 0.100 0.100 $0.1250 $0.0000 inf 00"
+    assert cells["T2"] == "1 0 0 1 n/a n/a n/a n/a $0.0000 $0.0000 n/a -"
