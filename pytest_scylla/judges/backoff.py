@@ -95,7 +95,6 @@ class SharedBackoff:
             wanted = self._clock() + delay_s
             if wanted > state.not_before:
                 state = BackoffState(not_before=wanted, reason=reason)
-                self.state_file.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(self.state_file, state.model_dump_json() + "\n")
             return state.not_before
 
