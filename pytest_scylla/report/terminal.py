@@ -5,18 +5,15 @@ from __future__ import annotations
 import math
 
 from pytest_scylla.aggregate import ExperimentResult
+from pytest_scylla.report.tables import NOT_AVAILABLE, fmt_score, fmt_usd
 
 
 def _money(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    if math.isinf(value):
-        return "inf"
-    return f"${value:.4f}"
+    return "inf" if value is not None and math.isinf(value) else fmt_usd(value)
 
 
-def _number(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def _rate(value: float | None) -> str:
+    return NOT_AVAILABLE if value is None else f"{value:.2f}"
 
 
 def tier_table(result: ExperimentResult) -> list[str]:
@@ -38,6 +35,7 @@ def tier_table(result: ExperimentResult) -> list[str]:
     rows = [header]
     for tier, tier_result in result.tiers.items():
         stats = tier_result.stats
+        # Wilson's interval is (0, 1) without runs: show n/a instead.
         low, high = stats.pass_rate_ci if stats.n else (None, None)
         rows.append(
             (
@@ -46,13 +44,13 @@ def tier_table(result: ExperimentResult) -> list[str]:
                 str(tier_result.counts.passed),
                 str(tier_result.counts.failed),
                 str(tier_result.counts.error),
-                _number(stats.pass_rate, 2) if stats.n else "n/a",
-                f"{low:.2f}-{high:.2f}" if low is not None and high is not None else "n/a",
-                _number(stats.mean_score),
-                _number(stats.median_score),
+                _rate(stats.pass_rate),  # None without judged runs
+                f"{low:.2f}-{high:.2f}" if low is not None and high is not None else NOT_AVAILABLE,
+                fmt_score(stats.mean_score),
+                fmt_score(stats.median_score),
                 _money(tier_result.agent_cost_usd),
                 _money(tier_result.judge_cost_usd),
-                _money(stats.cost_of_pass) if stats.n else "n/a",
+                _money(stats.cost_of_pass),  # None without judged runs
                 tier_result.best_subtest or "-",
             )
         )
