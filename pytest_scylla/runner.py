@@ -250,8 +250,9 @@ class RunExecutor:
         )
         remove_tree(work)
         dirs = RunDirs(workspace=work / "workspace", home=work / "home", inputs=work / "inputs")
-        for directory in (dirs.home / "tmp", dirs.inputs):
-            directory.mkdir(parents=True, exist_ok=True)
+        dirs.inputs.mkdir(
+            parents=True, exist_ok=True
+        )  # the prompt goes in before the sandbox opens
         started = time.monotonic()
         try:
             repository, commit, start_date = services.source_cache.repository(experiment)
