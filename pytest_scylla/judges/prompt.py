@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pytest_scylla.judges.checks import OUTPUT_TAIL_CHARS
 from pytest_scylla.records import CheckResult, ChecksRecord
 from pytest_scylla.redact import Redactor
 from pytest_scylla.spec.rubric import NormalizedItem, NormalizedRubric
@@ -27,7 +28,6 @@ ANSWER_TOOL_NAME = "submit_judgment"
 DIFF_LIMIT_CHARS = 100_000
 DIFF_TAIL_CHARS = 10_000  # the end of a diff often holds the last (new) files: keep some
 FILE_LIST_LIMIT = 2_000
-OUTPUT_TAIL_LIMIT = 4_000
 
 
 def truncate_diff(diff: str, limit: int = DIFF_LIMIT_CHARS) -> str:
@@ -154,7 +154,7 @@ def _check_line(check: CheckResult) -> str:
     line = f"- {check.name}: {status} - `{check.command}`"
     tail = check.output_tail.strip()
     if tail and not check.passed:
-        tail = tail[-OUTPUT_TAIL_LIMIT:]
+        tail = tail[-OUTPUT_TAIL_CHARS:]
         line += "\n  ```\n  " + tail.replace("\n", "\n  ") + "\n  ```"
     return line
 
