@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from pytest_scylla.sandbox.base import RunDirs
-from pytest_scylla.sandbox.local import LocalSandbox, LocalSandboxFactory, wait_for_exit
+from pytest_scylla.sandbox.local import (
+    LocalSandbox,
+    LocalSandboxFactory,
+    proc_stat_fields,
+    wait_for_exit,
+)
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -218,3 +224,23 @@ def test_leftover_that_exits_by_itself_is_reaped(sandbox: LocalSandbox, tmp_path
     )
     assert outcome.exit_code == 0
     assert _group_gone(int(pid_file.read_text()))
+
+
+def test_process_scan_reads_a_command_name_that_is_not_utf8() -> None:
+    """Any process on the machine may name itself with arbitrary bytes; the scan must not fail."""
+    renamer = (
+        "import ctypes, sys, time\n"
+        "ctypes.CDLL(None).prctl(15, b'odd)\\xff\\xfe name', 0, 0, 0)\n"  # PR_SET_NAME
+        "print('named', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", renamer], stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"named\n"
+        assert b"\xff" in Path(f"/proc/{process.pid}/comm").read_bytes()
+        fields = proc_stat_fields(process.pid)
+        assert fields is not None
+        assert fields[0] in "RS" and int(fields[1]) == os.getpid()
+    finally:
+        process.kill()
+        process.wait()

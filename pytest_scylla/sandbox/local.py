@@ -66,11 +66,12 @@ def proc_stat_fields(pid: int) -> list[str] | None:
     None when the process is gone or cannot be read (also where there is no ``/proc``).
     """
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after the last ")".
-    return raw[raw.rfind(")") + 2 :].split()
+    # The command name (field 2) may hold spaces, parentheses and bytes that are not UTF-8
+    # (a process sets it freely): split after the last ")", where only ASCII follows.
+    return raw[raw.rfind(b")") + 2 :].decode("ascii").split()
 
 
 def _proc_stat(pid: int) -> tuple[str, int, int] | None:
