@@ -12,6 +12,9 @@ from pytest_scylla.report.model import ReportInput
 from pytest_scylla.report.plots import pass_rate_chart, score_chart
 from pytest_scylla.report.tables import (
     COMPARISON_EXPLANATION,
+    INTERVALS_NOTE,
+    NO_COMPARISONS,
+    NO_SUBTESTS,
     Table,
     comparison_table,
     cost_line,
@@ -61,8 +64,7 @@ def render_html(report: ReportInput) -> str:
         "</ul>",
         "<h2>Tiers</h2>",
         html_table(tier_table(report)),
-        '<p class="note">Pass-rate intervals are Wilson 95%; score intervals are 95% bootstrap. '
-        "Cost-of-Pass = mean cost per run / pass rate.</p>",
+        f'<p class="note">{escape(INTERVALS_NOTE)}</p>',
         '<div class="plots">',
         pass_rate_chart(report.tiers),
         score_chart(report.tiers),
@@ -70,14 +72,16 @@ def render_html(report: ReportInput) -> str:
     ]
     for tier in report.tiers:
         body.append(f"<h2>{escape(tier_label(tier))}: sub-tests</h2>")
-        body.append(html_table(subtest_table(tier)) if tier.subtests else "<p>No sub-tests.</p>")
+        body.append(
+            html_table(subtest_table(tier)) if tier.subtests else f"<p>{escape(NO_SUBTESTS)}</p>"
+        )
     body.append("<h2>Tier comparisons</h2>")
     if report.comparisons:
         explanation = COMPARISON_EXPLANATION.format(metric=report.comparison_metric)
         body.append(html_table(comparison_table(report)))
         body.append(f'<p class="note">{escape(explanation)}</p>')
     else:
-        body.append("<p>No comparisons (fewer than two tiers).</p>")
+        body.append(f"<p>{escape(NO_COMPARISONS)}</p>")
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

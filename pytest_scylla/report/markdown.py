@@ -5,6 +5,9 @@ from __future__ import annotations
 from pytest_scylla.report.model import ReportInput
 from pytest_scylla.report.tables import (
     COMPARISON_EXPLANATION,
+    INTERVALS_NOTE,
+    NO_COMPARISONS,
+    NO_SUBTESTS,
     Table,
     comparison_table,
     cost_line,
@@ -57,15 +60,14 @@ def render_markdown(report: ReportInput) -> str:
         "",
         markdown_table(tier_table(report)),
         "",
-        "Pass-rate intervals are Wilson 95%; score intervals are 95% bootstrap. "
-        "Cost-of-Pass = mean cost per run / pass rate.",
+        INTERVALS_NOTE,
     ]
     for tier in report.tiers:
         parts += ["", f"## {escape_markdown(tier_label(tier))}: sub-tests", ""]
         if tier.subtests:
             parts.append(markdown_table(subtest_table(tier)))
         else:
-            parts.append("No sub-tests.")
+            parts.append(NO_SUBTESTS)
     parts += ["", "## Tier comparisons", ""]
     if report.comparisons:
         parts += [
@@ -75,5 +77,5 @@ def render_markdown(report: ReportInput) -> str:
             COMPARISON_EXPLANATION.format(metric=escape_markdown(report.comparison_metric)),
         ]
     else:
-        parts.append("No comparisons (fewer than two tiers).")
+        parts.append(NO_COMPARISONS)
     return "\n".join(parts) + "\n"

@@ -217,6 +217,14 @@ def cost_line(report: ReportInput) -> str:
     )
 
 
+# Sentences both reports print as they are.
+INTERVALS_NOTE = (
+    "Pass-rate intervals are Wilson 95%; score intervals are 95% bootstrap. "
+    "Cost-of-Pass = mean cost per run / pass rate."
+)
+NO_SUBTESTS = "No sub-tests."
+NO_COMPARISONS = "No comparisons (fewer than two tiers)."
+
 COMPARISON_EXPLANATION = (
     "Two-sided Mann-Whitney U tests on per-run {metric}: each tier vs the next and vs the "
     "first tier, p-values Holm-adjusted over all comparisons; significant means adjusted "
