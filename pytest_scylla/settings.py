@@ -6,7 +6,6 @@ command line wins over the ini file, the ini file over the default.
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Any, Literal
 
@@ -319,8 +318,6 @@ def read_settings(config: pytest.Config) -> ScyllaSettings:
             value = _ini_value(config, f"scylla_{dest}", ini_type)
         if value is not None:
             values[dest] = value
-    if isinstance(values.get("add_judges"), str):
-        values["add_judges"] = shlex.split(values["add_judges"])
     return ScyllaSettings.model_validate(values)
 
 
