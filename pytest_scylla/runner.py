@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_scylla import records
 from pytest_scylla.agents.base import PROMPT_FILE_NAME, Agent, AgentRequest, base_env
 from pytest_scylla.judges.checks import command_item_scores, run_pipeline, run_rubric_commands
 from pytest_scylla.judges.consensus import commands_only_score
@@ -70,12 +71,8 @@ class RunPlan:
     node_id: str
 
     def run_dir(self, results_dir: Path) -> Path:
-        return (
-            results_dir
-            / self.experiment.id
-            / self.subtest.tier
-            / self.subtest.id
-            / f"run-{self.run_number:02d}"
+        return records.run_dir(
+            results_dir, self.experiment.id, self.subtest.tier, self.subtest.id, self.run_number
         )
 
 
