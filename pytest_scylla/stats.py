@@ -14,7 +14,6 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
-from scipy import stats as scipy_stats
 
 Statistic = Literal["mean", "median"]
 Magnitude = Literal["negligible", "small", "medium", "large"]
@@ -174,6 +173,8 @@ def _as_nonempty(name: str, values: Sequence[float]) -> np.ndarray:
 
 def mann_whitney(a: Sequence[float], b: Sequence[float]) -> MannWhitneyResult:
     """Two-sided Mann-Whitney U via scipy (exact for small samples without ties)."""
+    from scipy import stats as scipy_stats  # here: importing scipy costs over half a second
+
     xa, xb = _as_nonempty("a", a), _as_nonempty("b", b)
     result = scipy_stats.mannwhitneyu(xa, xb, alternative="two-sided")
     p = float(result.pvalue)
@@ -189,6 +190,8 @@ def wilcoxon_paired(a: Sequence[float], b: Sequence[float]) -> WilcoxonResult:
     Use it when both groups were measured on the same tasks. If every difference is zero the
     test has nothing to rank and the result is statistic 0, p 1.
     """
+    from scipy import stats as scipy_stats  # here: importing scipy costs over half a second
+
     xa, xb = _as_nonempty("a", a), _as_nonempty("b", b)
     if xa.size != xb.size:
         raise ValueError(f"paired samples differ in length: {xa.size} vs {xb.size}")
