@@ -36,7 +36,8 @@ from pytest_scylla.records import CheckResult, ChecksRecord, JudgeRecord, TokenU
 from pytest_scylla.spec.rubric import NormalizedItem, Rubric
 from pytest_scylla.testing.fake_api import FakeMessagesAPI, RecordedRequest, Reply, ToolCall
 
-UPSTREAM = Path("/work/shared/data/upstream/dryrun-test-001")
+# ../shared beside the checkout, where every developer and CI machine has it
+UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "upstream" / "dryrun-test-001"
 PANEL = ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"]
 INVALID_EVERY = 5  # every 5th first answer is invalid (a missing item)
 FALLBACK_RUBRIC = """\

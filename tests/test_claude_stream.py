@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import UPSTREAM
 
 from pytest_scylla.agents.claude_stream import parse_stream, parse_stream_file
 from pytest_scylla.records import TokenUsage, sum_usage
 
-UPSTREAM = Path("/work/shared/data/upstream/dryrun-test-001")
-RECORDINGS = sorted(UPSTREAM.glob("*/*/run_01/agent/stdout.log"))
+DRY_RUNS = UPSTREAM / "dryrun-test-001"
+RECORDINGS = sorted(DRY_RUNS.glob("*/*/run_01/agent/stdout.log"))
 
 
 def _lines(*events: object) -> str:
@@ -91,7 +92,7 @@ def _result(**overrides: object) -> dict:
 
 
 def test_upstream_recordings_exist() -> None:
-    if not UPSTREAM.is_dir():
+    if not DRY_RUNS.is_dir():
         pytest.skip("upstream data not on this machine")
     assert len(RECORDINGS) == 7
 

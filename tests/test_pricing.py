@@ -6,16 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import UPSTREAM
 
 from pytest_scylla.pricing import PricingTable, UnknownModelPrice
 from pytest_scylla.records import TokenUsage
 
-UPSTREAM = Path("/work/shared/data/upstream/dryrun-test-001")
+DRY_RUNS = UPSTREAM / "dryrun-test-001"
 
 
 def upstream_model_usage() -> list[tuple[str, TokenUsage, float]]:
     found: list[tuple[str, TokenUsage, float]] = []
-    for log in sorted(UPSTREAM.glob("*/*/run_01/agent/stdout.log")):
+    for log in sorted(DRY_RUNS.glob("*/*/run_01/agent/stdout.log")):
         for line in log.read_text(encoding="utf-8").splitlines():
             if '"type":"result"' not in line.replace(" ", ""):
                 continue
@@ -31,7 +32,7 @@ def upstream_model_usage() -> list[tuple[str, TokenUsage, float]]:
     return found
 
 
-@pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream dry-run data not available")
+@pytest.mark.skipif(not DRY_RUNS.is_dir(), reason="upstream dry-run data not available")
 def test_matches_upstream_cost_usd_within_one_percent() -> None:
     table = PricingTable.load()
     entries = upstream_model_usage()

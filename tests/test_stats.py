@@ -6,10 +6,10 @@ import csv
 import itertools
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import UPSTREAM
 from scipy import stats as scipy_stats
 
 from pytest_scylla import stats
@@ -32,7 +32,7 @@ from pytest_scylla.stats import (
     wilson_interval,
 )
 
-UPSTREAM = Path(__file__).resolve().parents[2] / "shared/data/upstream/dryrun-test-001-analysis"
+ANALYSIS = UPSTREAM / "dryrun-test-001-analysis"
 
 
 # --- Wilson ---------------------------------------------------------------------------------
@@ -368,11 +368,11 @@ def test_compare_groups_all_equal_and_empty() -> None:
 
 # --- cross-check against upstream's exported analysis ---------------------------------------
 
-needs_upstream = pytest.mark.skipif(not UPSTREAM.is_dir(), reason="upstream data not present")
+needs_upstream = pytest.mark.skipif(not ANALYSIS.is_dir(), reason="upstream data not present")
 
 
 def _upstream_runs() -> list[dict[str, str]]:
-    with (UPSTREAM / "runs.csv").open(newline="") as handle:
+    with (ANALYSIS / "runs.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -390,7 +390,7 @@ def _summarize_rows(rows: list[dict[str, str]]) -> SummaryStats:
 @needs_upstream
 def test_summarize_matches_upstream_overall_stats() -> None:
     # summary.json is written with NaN literals, which json.loads accepts.
-    summary = json.loads((UPSTREAM / "summary.json").read_text())
+    summary = json.loads((ANALYSIS / "summary.json").read_text())
     (model_stats,) = summary["by_model"].values()
     ours = _summarize_rows(_upstream_runs())
     assert ours.n == model_stats["total_runs"]
@@ -412,8 +412,8 @@ def test_summarize_matches_upstream_overall_stats() -> None:
 
 @needs_upstream
 def test_summarize_matches_upstream_per_tier() -> None:
-    summary = json.loads((UPSTREAM / "summary.json").read_text())
-    descriptives = json.loads((UPSTREAM / "statistical_results.json").read_text())
+    summary = json.loads((ANALYSIS / "summary.json").read_text())
+    descriptives = json.loads((ANALYSIS / "statistical_results.json").read_text())
     cop_by_tier = {d["tier"]: d["cop"] for d in descriptives["tier_descriptives"]}
     rows = _upstream_runs()
     for tier, expected in summary["by_tier"].items():
@@ -433,7 +433,7 @@ def test_summarize_matches_upstream_per_tier() -> None:
 
 @needs_upstream
 def test_pairwise_tests_match_upstream() -> None:
-    results = json.loads((UPSTREAM / "statistical_results.json").read_text())
+    results = json.loads((ANALYSIS / "statistical_results.json").read_text())
     pairwise = [c for c in results["pairwise_comparisons"] if c["metric"] == "pass_rate"]
     rows = _upstream_runs()
     # Upstream's "pass_rate" metric compares the per-run pass flags (1/0) of two tiers.
