@@ -43,7 +43,7 @@ from pytest_scylla.agents.claude_code import bundled_claude
 from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import TokenUsage
 from pytest_scylla.testing.fake_api import FakeMessagesAPI, RecordedRequest, Usage
-from pytest_scylla.testing.scripted_model import DryRunScript, working_directory
+from pytest_scylla.testing.scripted_model import DryRunScript, texts, working_directory
 from pytest_scylla.testing.session_server import load_responder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,18 +176,6 @@ def attach_requests(runs: dict[str, Run], api: FakeMessagesAPI) -> None:
         cwd = working_directory(request.body)
         assert cwd in by_cwd, f"request {request.index} names no known workspace: {cwd!r}"
         by_cwd[cwd].requests.append(request)
-
-
-def texts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list):
-        return [t for item in value for t in texts(item)]
-    if isinstance(value, dict):
-        if isinstance(value.get("text"), str):
-            return [value["text"]]
-        return texts(value.get("content"))
-    return []
 
 
 def system_prompt(body: dict[str, Any]) -> str:

@@ -232,15 +232,16 @@ def conversation_key(request: RecordedRequest) -> str:
     return hashlib.sha256(start.encode()).hexdigest()
 
 
-def _texts(value: Any) -> list[str]:
+def texts(value: Any) -> list[str]:
+    """Every text in a Messages API value: a string, content blocks, or nested content."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, list):
-        return [t for item in value for t in _texts(item)]
+        return [t for item in value for t in texts(item)]
     if isinstance(value, dict):
         if isinstance(value.get("text"), str):
             return [value["text"]]
-        return _texts(value.get("content"))
+        return texts(value.get("content"))
     return []
 
 
@@ -254,7 +255,7 @@ def working_directory(body: dict[str, Any]) -> str | None:
         if isinstance(message, dict) and message.get("role") == "assistant":
             break
         opening.append(message)
-    for text in _texts(body.get("system")) + _texts(opening):
+    for text in texts(body.get("system")) + texts(opening):
         match = _PWD_RE.search(text)
         if match:
             return match.group(1).strip()

@@ -31,7 +31,7 @@ from pytest_scylla.testing.fake_api import (
     ReplyLike,
     ToolCall,
 )
-from pytest_scylla.testing.scripted_model import DryRunScript, _texts
+from pytest_scylla.testing.scripted_model import DryRunScript, texts
 
 DRY_RUN_KEY = "sk-scylla-dry-run-not-a-secret"
 _ITEM_LINE = re.compile(
@@ -62,7 +62,7 @@ class DryRunResponder:
         return self.agent(request)
 
     def _judge(self, body: dict[str, Any]) -> Reply:
-        system = "\n".join(_texts(body.get("system")))
+        system = "\n".join(texts(body.get("system")))
         items_section = system.split("# Items to judge", 1)[-1].split("\n# ", 1)[0]
         answers = []
         for match in _ITEM_LINE.finditer(items_section):
