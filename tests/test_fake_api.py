@@ -7,12 +7,13 @@ import re
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import pytest
 
 from pytest_scylla.testing.fake_api import (
@@ -367,9 +368,10 @@ def test_exhausted_script() -> None:
 
 
 def test_unknown_path_is_a_json_404(api: FakeMessagesAPI) -> None:
-    response = httpx.get(f"{api.base_url}/v1/models")
-    assert response.status_code == 404
-    assert response.json()["error"]["type"] == "not_found_error"
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(f"{api.base_url}/v1/models", timeout=10)
+    assert raised.value.code == 404
+    assert json.loads(raised.value.read())["error"]["type"] == "not_found_error"
 
 
 def test_concurrent_requests_each_get_one_reply(api: FakeMessagesAPI) -> None:
