@@ -64,9 +64,15 @@ class TierCollector(pytest.Collector):
         subtests = self.experiment.catalogue.subtests(self.name)
         for subtest in subtests:
             for run_number in range(1, settings.runs + 1):
+                name = f"{subtest.id}[run-{run_number:02d}]"
                 yield RunItem.from_parent(
                     self,
-                    name=f"{subtest.id}[run-{run_number:02d}]",
+                    name=name,
+                    # The same id pytest would build, given as a string: pytest 9.2 parses a
+                    # string id into names and [params] the way it parses the ids it reads back
+                    # from its --lf cache, while a child id keeps "[run-NN]" in the name, and
+                    # the two never compare equal (pytest-dev/pytest#15045).
+                    nodeid=f"{self.nodeid}::{name}",
                     experiment=self.experiment,
                     subtest=subtest,
                     run_number=run_number,
