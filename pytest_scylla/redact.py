@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from typing import BinaryIO
 
 REDACTED = "[REDACTED]"
 # Names whose values are credentials; matched case-insensitively against env var names.
@@ -49,3 +50,52 @@ class Redactor:
             name: REDACTED if SECRET_NAME.search(name) else self(value)
             for name, value in environ.items()
         }
+
+
+# A chunk boundary may cut a secret in two; holding back this much (or the longest secret,
+# when longer) before writing lets the next chunk complete it.
+STREAM_HOLDBACK_BYTES = 256
+# A line longer than this is written in pieces: output with no newline must not pile up here.
+STREAM_LINE_CAP_BYTES = 64 * 1024
+
+
+class StreamRedactor:
+    """Redacts output as it is written, so a killed run leaves nothing raw on disk.
+
+    Whole lines are redacted and written as they complete; a partial line waits for the
+    rest (up to STREAM_LINE_CAP_BYTES, then all but a hold-back is written). ``close()``
+    writes what is left. Works on bytes: output that is not UTF-8 passes through unchanged
+    where it holds no secret.
+    """
+
+    def __init__(self, redactor: Redactor, sink: BinaryIO) -> None:
+        self.redactor = redactor
+        self.sink = sink
+        self._pending = b""
+        longest = max((len(s.encode()) for s in redactor.secrets), default=0)
+        self._holdback = max(STREAM_HOLDBACK_BYTES, longest)
+
+    def _clean(self, data: bytes) -> bytes:
+        if not data:
+            return data
+        text = data.decode("utf-8", errors="surrogateescape")
+        return self.redactor(text).encode("utf-8", errors="surrogateescape")
+
+    def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self._pending += chunk
+        cut = self._pending.rfind(b"\n") + 1
+        if cut:
+            self.sink.write(self._clean(self._pending[:cut]))
+            self._pending = self._pending[cut:]
+        if len(self._pending) > STREAM_LINE_CAP_BYTES:
+            cleaned = self._clean(self._pending)
+            self.sink.write(cleaned[: -self._holdback])
+            self._pending = cleaned[-self._holdback :]
+        self.sink.flush()
+
+    def close(self) -> None:
+        self.sink.write(self._clean(self._pending))
+        self._pending = b""
+        self.sink.flush()

@@ -9,10 +9,18 @@ every sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pytest_scylla.redact import Redactor
+
+# A predicate over each complete line of stdout (bytes, newline included): True means the
+# process has said its last word (Claude Code's final ``result`` event), and whatever it
+# keeps running after that (a background step) is killed after a short grace.
+StopWhen = Callable[[bytes], bool]
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class ProcessOutcome:
     exit_code: int | None  # None when it was killed before it exited by itself
     timed_out: bool
     duration_s: float
+    # stop_when matched and the process tree was ended by the sandbox after the grace.
+    stopped_after_last_word: bool = False
 
 
 class SandboxError(RuntimeError):
@@ -64,11 +74,17 @@ class Sandbox(Protocol):
         stdout_path: Path,
         stderr_path: Path,
         cwd: str | None = None,
+        redactor: Redactor | None = None,
+        stop_when: StopWhen | None = None,
     ) -> ProcessOutcome:
         """Run argv to completion or until timeout_s, killing its whole process tree then.
 
         ``env`` is the complete environment (nothing of the caller's leaks in);
-        ``cwd`` defaults to ``paths.workspace``; output goes to the two host files.
+        ``cwd`` defaults to ``paths.workspace``; output goes to the two host files, through
+        ``redact.StreamRedactor`` when a redactor is given (redacted as it is written, so an
+        interrupted run leaves no raw secret on disk). ``stop_when`` (see StopWhen) ends
+        the run once the process has said its last word. Nothing the process started, in
+        any session or process group, outlives the call.
         """
         ...
 
