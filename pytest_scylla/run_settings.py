@@ -102,6 +102,22 @@ def differences(on_disk: RunSettings, wanted: RunSettings) -> list[str]:
     ]
 
 
+def with_judging(recorded: RunSettings, wanted: RunSettings) -> RunSettings:
+    """A rejudged run: what made its agent output stays, its judging becomes `wanted`'s.
+
+    A rejudge may run from a results folder, where the sub-test and agent command are known
+    only by their recorded hashes; recomputing them there would relabel the run.
+    """
+    return recorded.model_copy(
+        update={
+            "judge_mode": wanted.judge_mode,
+            "judge_panel": list(wanted.judge_panel),
+            "pass_threshold": wanted.pass_threshold,
+            "pass_threshold_source": wanted.pass_threshold_source,
+        }
+    )
+
+
 def option_names(fields: list[str]) -> list[str]:
     """The user-facing names of `fields`, each once, in order."""
     names: list[str] = []

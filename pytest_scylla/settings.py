@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pytest_scylla.spec.experiment import TIER_IDS
 
@@ -29,7 +29,8 @@ class ScyllaSettings(BaseModel):
     runs: int = DEFAULT_RUNS
     max_subtests: int | None = None
     agent: AgentName = "claude-code"
-    agent_command: str | None = None
+    # A template may hold a key (curl -H 'x-api-key: ...'): never in a repr or traceback.
+    agent_command: str | None = Field(default=None, repr=False)
     claude_bin: str | None = None
     model: str = DEFAULT_MODEL
     run_timeout: float | None = None  # None: the experiment's own timeout, then the default
@@ -43,11 +44,13 @@ class ScyllaSettings(BaseModel):
     docker_memory: str = "4g"
     docker_cpus: float = 2.0
     docker_pids: int = 512
+    docker_disk: str = "10g"  # workspace + home of a run; the run is killed past it
     docker_credentials: bool = False
     build_image: bool = False
     rejudge: bool = False
     regenerate: bool = False
     rerun_failed: bool = False
+    status: bool = False
     fake_api: Path | None = None
     tiers_dir: Path | None = None
     keep_workspace: bool = False
@@ -220,6 +223,15 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
         "string",
     ),
     (
+        "--docker-disk",
+        "docker_disk",
+        {
+            "metavar": "SIZE",
+            "help": "disk limit of a run's workspace and home together (default 10g)",
+        },
+        "string",
+    ),
+    (
         "--scylla-build-image",
         "build_image",
         {
@@ -256,6 +268,16 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
             "action": "store_true",
             "default": None,
             "help": "also re-execute runs that were judged and failed (biases statistics)",
+        },
+        "bool",
+    ),
+    (
+        "--scylla-status",
+        "status",
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "print what is on disk and what the same command would run and cost; runs nothing",
         },
         "bool",
     ),
@@ -319,6 +341,18 @@ def read_settings(config: pytest.Config) -> ScyllaSettings:
         if value is not None:
             values[dest] = value
     return ScyllaSettings.model_validate(values)
+
+
+def explicit_options(config: pytest.Config) -> set[str]:
+    """The settings the user chose (command line or ini file), as opposed to defaults."""
+    chosen = set()
+    for _flag, dest, _kwargs, ini_type in _OPTIONS:
+        value = config.getoption(f"scylla_{dest}")
+        if value is None:
+            value = _ini_value(config, f"scylla_{dest}", ini_type)
+        if value is not None:
+            chosen.add(dest)
+    return chosen
 
 
 def _ini_value(config: pytest.Config, name: str, ini_type: str) -> Any:
