@@ -1,5 +1,10 @@
 """LocalSandbox: exit codes, a scrubbed environment, output capture, and a timeout that
-kills the whole process group (grandchildren included)."""
+kills the whole process group (grandchildren included); streaming redaction and the end of
+a run after the process's last word.
+
+The process-tree tests use the plain sandbox (isolation "none"): they follow host pids through
+files outside the workspace, which bubblewrap hides. The behaviour both share runs in both;
+what only bubblewrap gives is in test_local_isolation.py."""
 
 from __future__ import annotations
 
@@ -13,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_scylla.redact import REDACTED, Redactor
 from pytest_scylla.sandbox.base import RunDirs
+from pytest_scylla.sandbox.bwrap import bwrap_problem
 from pytest_scylla.sandbox.local import (
+    Isolation,
     LocalSandbox,
     LocalSandboxFactory,
     proc_stat_fields,
@@ -24,13 +32,28 @@ from pytest_scylla.sandbox.local import (
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> LocalSandbox:
+needs_bwrap = pytest.mark.skipif(bwrap_problem() is not None, reason=str(bwrap_problem()))
+
+
+def _open(tmp_path: Path, isolation: Isolation) -> LocalSandbox:
     dirs = RunDirs(tmp_path / "ws", tmp_path / "home", tmp_path / "inputs")
-    factory = LocalSandboxFactory(kill_grace_s=0.5)
+    factory = LocalSandboxFactory(kill_grace_s=0.5, isolation=isolation)
     assert factory.check_available() is None
     assert factory.sweep_stale() == 0
     return factory.open(dirs, {"run": "t"})
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> LocalSandbox:
+    return _open(tmp_path, "none")
+
+
+@pytest.fixture(params=["none", pytest.param("bwrap", marks=needs_bwrap)])
+def any_sandbox(tmp_path: Path, request: pytest.FixtureRequest) -> LocalSandbox:
+    """The plain sandbox and the bubblewrap one: what both must do alike."""
+    local = _open(tmp_path, request.param)
+    assert local.isolated == (request.param == "bwrap")
+    return local
 
 
 def _run(sandbox: LocalSandbox, tmp_path: Path, script: str, timeout_s: float = 30, **kw):
@@ -54,37 +77,37 @@ def _group_gone(pgid: int) -> bool:
     return False
 
 
-def test_paths_are_host_paths(sandbox: LocalSandbox, tmp_path: Path) -> None:
-    assert sandbox.paths.workspace == str(tmp_path / "ws")
-    assert sandbox.paths.home == str(tmp_path / "home")
-    assert sandbox.paths.inputs == str(tmp_path / "inputs")
+def test_paths_are_host_paths(any_sandbox: LocalSandbox, tmp_path: Path) -> None:
+    assert any_sandbox.paths.workspace == str(tmp_path / "ws")
+    assert any_sandbox.paths.home == str(tmp_path / "home")
+    assert any_sandbox.paths.inputs == str(tmp_path / "inputs")
     assert (tmp_path / "home" / "tmp").is_dir()
 
 
 @pytest.mark.parametrize("code", [0, 1, 3, 42])
-def test_exit_code(sandbox: LocalSandbox, tmp_path: Path, code: int) -> None:
-    outcome, _, _ = _run(sandbox, tmp_path, f"exit {code}")
+def test_exit_code(any_sandbox: LocalSandbox, tmp_path: Path, code: int) -> None:
+    outcome, _, _ = _run(any_sandbox, tmp_path, f"exit {code}")
     assert outcome.exit_code == code
     assert not outcome.timed_out
     assert outcome.duration_s < 10
 
 
 def test_output_captured_and_cwd_defaults_to_workspace(
-    sandbox: LocalSandbox, tmp_path: Path
+    any_sandbox: LocalSandbox, tmp_path: Path
 ) -> None:
-    outcome, out, err = _run(sandbox, tmp_path, "pwd; echo oops >&2")
+    outcome, out, err = _run(any_sandbox, tmp_path, "pwd; echo oops >&2")
     assert outcome.exit_code == 0
     assert out.strip() == str(tmp_path / "ws")
     assert err.strip() == "oops"
-    _, out, _ = _run(sandbox, tmp_path, "pwd", cwd=str(tmp_path / "home"))
+    _, out, _ = _run(any_sandbox, tmp_path, "pwd", cwd=str(tmp_path / "home"))
     assert out.strip() == str(tmp_path / "home")
 
 
 def test_environment_is_exactly_the_given_one(
-    sandbox: LocalSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_sandbox: LocalSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCYLLA_HOST_ONLY_SECRET", "host-value")
-    _, out, _ = _run(sandbox, tmp_path, "env", env={**ENV, "GIVEN": "yes"})
+    _, out, _ = _run(any_sandbox, tmp_path, "env", env={**ENV, "GIVEN": "yes"})
     names = {line.split("=", 1)[0] for line in out.splitlines() if "=" in line}
     assert "SCYLLA_HOST_ONLY_SECRET" not in names
     assert "host-value" not in out
@@ -93,11 +116,11 @@ def test_environment_is_exactly_the_given_one(
     assert names <= {*ENV, "GIVEN", "PWD", "SHLVL", "_", "OLDPWD"}
 
 
-def test_missing_executable_is_a_sandbox_error(sandbox: LocalSandbox, tmp_path: Path) -> None:
+def test_missing_executable_is_a_sandbox_error(any_sandbox: LocalSandbox, tmp_path: Path) -> None:
     from pytest_scylla.sandbox.base import SandboxError
 
     with pytest.raises(SandboxError, match="cannot start"):
-        sandbox.run(
+        any_sandbox.run(
             ["/nonexistent/binary"],
             env=ENV,
             timeout_s=5,
@@ -186,13 +209,13 @@ def _gone(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] == "Z"
 
 
-def test_close_is_idempotent(sandbox: LocalSandbox) -> None:
-    sandbox.close()
-    sandbox.close()
+def test_close_is_idempotent(any_sandbox: LocalSandbox) -> None:
+    any_sandbox.close()
+    any_sandbox.close()
 
 
-def test_popen_is_not_given_our_stdin(sandbox: LocalSandbox, tmp_path: Path) -> None:
-    outcome, out, _ = _run(sandbox, tmp_path, "cat; echo done")
+def test_popen_is_not_given_our_stdin(any_sandbox: LocalSandbox, tmp_path: Path) -> None:
+    outcome, out, _ = _run(any_sandbox, tmp_path, "cat; echo done")
     assert outcome.exit_code == 0
     assert out.strip() == "done"
     assert subprocess  # stdin is /dev/null: `cat` ends at once instead of hanging
@@ -244,3 +267,105 @@ def test_process_scan_reads_a_command_name_that_is_not_utf8() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_output_is_redacted_as_it_is_written(any_sandbox: LocalSandbox, tmp_path: Path) -> None:
+    """The attack: a secret printed, then the harness dies before any after-the-fact pass.
+    While the process still runs, the file on disk already holds only the redacted line."""
+    secret = "sk-ant-stream-secret-0123456789"
+    out, err = tmp_path / "out" / "stdout.log", tmp_path / "out" / "stderr.log"
+    seen: list[str] = []
+
+    def watch() -> None:
+        while "printed" not in (text := out.read_text() if out.exists() else ""):
+            time.sleep(0.02)
+        seen.append(text)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    outcome = any_sandbox.run(
+        ["bash", "-c", f"echo key={secret}; echo {secret} >&2; echo printed; sleep 0.5"],
+        env=ENV,
+        timeout_s=30,
+        stdout_path=out,
+        stderr_path=err,
+        redactor=Redactor([secret]),
+    )
+    watcher.join(5)
+    assert outcome.exit_code == 0
+    assert seen and secret not in seen[0] and f"key={REDACTED}" in seen[0]
+    assert secret not in out.read_text() and secret not in err.read_text()
+    assert err.read_text() == f"{REDACTED}\n"
+
+
+def test_unredacted_output_is_copied_whole(any_sandbox: LocalSandbox, tmp_path: Path) -> None:
+    """Pipes and the pump lose nothing: a large output with no trailing newline, both streams."""
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    script = "head -c 3000000 /dev/zero | tr '\\0' a; printf tail; printf e >&2"
+    outcome = any_sandbox.run(
+        ["bash", "-c", script],
+        env=ENV,
+        timeout_s=30,
+        stdout_path=out,
+        stderr_path=err,
+        redactor=Redactor(["never-printed-secret"]),
+    )
+    assert outcome.exit_code == 0
+    assert out.read_bytes() == b"a" * 3_000_000 + b"tail"
+    assert err.read_bytes() == b"e"
+
+
+def _final_event(line: bytes) -> bool:
+    return line.startswith(b'{"type":"result"')
+
+
+def test_last_word_ends_a_run_a_background_child_keeps_alive(
+    any_sandbox: LocalSandbox, tmp_path: Path
+) -> None:
+    """The attack: the final event is printed, then a background step holds the process
+    (and the pipe) open; the run must end after the grace, not at the 60 s timeout."""
+    any_sandbox.last_word_grace_s = 0.3
+    script = 'sleep 300 & echo \'{"type":"result","is_error":false}\'; wait'
+    started = time.monotonic()
+    outcome = any_sandbox.run(
+        ["bash", "-c", script],
+        env=ENV,
+        timeout_s=60,
+        stdout_path=tmp_path / "stdout",
+        stderr_path=tmp_path / "stderr",
+        stop_when=_final_event,
+    )
+    assert time.monotonic() - started < 10
+    assert outcome.stopped_after_last_word and not outcome.timed_out
+    assert outcome.exit_code is None
+    assert (tmp_path / "stdout").read_text() == '{"type":"result","is_error":false}\n'
+
+
+def test_process_exiting_after_its_last_word_is_a_plain_exit(
+    any_sandbox: LocalSandbox, tmp_path: Path
+) -> None:
+    outcome = any_sandbox.run(
+        ["bash", "-c", 'echo \'{"type":"result"}\'; exit 3'],
+        env=ENV,
+        timeout_s=60,
+        stdout_path=tmp_path / "stdout",
+        stderr_path=tmp_path / "stderr",
+        stop_when=_final_event,
+    )
+    assert outcome.exit_code == 3 and not outcome.stopped_after_last_word
+
+
+def test_a_line_that_is_not_the_last_word_changes_nothing(
+    any_sandbox: LocalSandbox, tmp_path: Path
+) -> None:
+    outcome = any_sandbox.run(
+        ["bash", "-c", 'echo \'{"type":"assistant"}\'; printf \'{"type":"result"\'; sleep 0.8'],
+        env=ENV,
+        timeout_s=60,
+        stdout_path=tmp_path / "stdout",
+        stderr_path=tmp_path / "stderr",
+        stop_when=_final_event,
+    )
+    # The result event never completed its line: the process ran to its own end.
+    assert outcome.exit_code == 0 and not outcome.stopped_after_last_word
+    assert outcome.duration_s >= 0.8

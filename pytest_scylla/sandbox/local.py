@@ -1,19 +1,27 @@
-"""The local sandbox: a plain subprocess on the host, in its own session and process group.
+"""The local sandbox: a process on the host, under bubblewrap where it can be.
 
-Isolation is only what a subprocess gives: a scrubbed environment (exactly the ``env``
-passed, nothing inherited), its own working directory and a process group that is killed
-as a whole on timeout, on Ctrl-C and when the run ends (so a server the agent left running
-does not outlive its run).
+With bubblewrap (Linux, see ``bwrap.py``) the process sees only the system, read-only, and
+its own run's folders; it has its own PID namespace, so nothing it starts (``setsid``
+included) outlives the run, and nothing outlives the harness either (``--die-with-parent``).
+
+Without it (``isolation="none"``, or where bwrap is missing or cannot create namespaces,
+which the session reports) isolation is only what a subprocess gives: a scrubbed environment
+(exactly the ``env`` passed, nothing inherited), its own working directory and a process
+group that is killed as a whole on timeout, on Ctrl-C and when the run ends. The process
+gets ``PR_SET_PDEATHSIG``, so it dies with the harness.
 
 While a run is under way this process is a "child subreaper" (Linux ``prctl``): orphans of
 the run are re-parented to us instead of to init, so we can reap the killed ones. Some
 container inits never reap, and an unreaped zombie still counts as a member of its process
 group.
 
-Limit: a descendant that starts its own session (``setsid``) leaves the group. We also kill
-every descendant still linked to our process by parent ids (read from ``/proc``), but one
-whose parent already exited cannot be told apart from our other children: use the docker
-sandbox when that matters.
+Limit without bubblewrap: a descendant that starts its own session (``setsid``) leaves the
+group. We also kill every descendant still linked to our process by parent ids (read from
+``/proc``), but one whose parent already exited cannot be told apart from our other
+children, and one started by a process the harness outlived survives a killed harness.
+
+Output goes through pipes and ``OutputPump`` when a redactor or ``stop_when`` is given (so
+it is redacted as it is written), straight to the files otherwise.
 """
 
 from __future__ import annotations
@@ -23,16 +31,36 @@ import ctypes
 import functools
 import os
 import select
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
-from pytest_scylla.sandbox.base import ProcessOutcome, RunDirs, SandboxError, SandboxPaths
+from pytest_scylla.sandbox import bwrap
+from pytest_scylla.sandbox.base import (
+    ProcessOutcome,
+    RunDirs,
+    SandboxError,
+    SandboxPaths,
+    StopWhen,
+)
+from pytest_scylla.sandbox.output_pump import OutputPump
+
+if TYPE_CHECKING:
+    from pytest_scylla.redact import Redactor
+
+Isolation = Literal["auto", "bwrap", "none"]
 
 KILL_GRACE_S = 2.0  # time between SIGTERM and SIGKILL: enough to flush a log, not to linger
+# After the last word (stop_when), how long the process may take to exit by itself.
+LAST_WORD_GRACE_S = 2.0
+# After the run, how long the output of a process that escaped may keep a pipe open.
+DRAIN_S = 1.0
 _POLL_S = 0.05
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 
@@ -200,16 +228,58 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the harness dies, even by SIGKILL itself."""
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _resolve_program(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Raise SandboxError as Popen would: under bwrap a missing program is only an exit 1."""
+    if not argv:
+        raise SandboxError("cannot start an empty command")
+    program = argv[0]
+    if "/" in program:
+        found = os.path.isfile(program) and os.access(program, os.X_OK)
+    else:
+        found = shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+    if not found:
+        raise SandboxError(f"cannot start {program!r}: no such executable")
+
+
 class LocalSandbox:
     """Runs processes on the host; the run directories are seen at their host paths."""
 
-    def __init__(self, dirs: RunDirs, kill_grace_s: float = KILL_GRACE_S) -> None:
+    def __init__(
+        self,
+        dirs: RunDirs,
+        kill_grace_s: float = KILL_GRACE_S,
+        *,
+        bwrap_binary: str | None = None,
+        hidden: Sequence[str] = (),
+        last_word_grace_s: float = LAST_WORD_GRACE_S,
+    ) -> None:
         self.dirs = dirs
         self.paths = SandboxPaths(
             workspace=str(dirs.workspace), home=str(dirs.home), inputs=str(dirs.inputs)
         )
         self.kill_grace_s = kill_grace_s
+        self.last_word_grace_s = last_word_grace_s
+        self.bwrap_binary = bwrap_binary  # None: a plain subprocess
+        self.hidden = list(hidden)
         self._running: subprocess.Popen[bytes] | None = None
+
+    @property
+    def isolated(self) -> bool:
+        return self.bwrap_binary is not None
+
+    def _command(self, argv: Sequence[str], env: Mapping[str, str], cwd: str) -> list[str]:
+        if self.bwrap_binary is None:
+            return list(argv)
+        return bwrap.bwrap_argv(
+            self.bwrap_binary, argv, env=env, dirs=self.dirs, cwd=cwd, hidden=self.hidden
+        )
 
     def run(
         self,
@@ -220,42 +290,114 @@ class LocalSandbox:
         stdout_path: Path,
         stderr_path: Path,
         cwd: str | None = None,
+        redactor: Redactor | None = None,
+        stop_when: StopWhen | None = None,
     ) -> ProcessOutcome:
         stdout_path.parent.mkdir(parents=True, exist_ok=True)
         stderr_path.parent.mkdir(parents=True, exist_ok=True)
+        cwd = cwd or self.paths.workspace
+        if self.isolated:
+            _resolve_program(argv, env)
+        command = self._command(argv, env, cwd)
+        piped = redactor is not None or stop_when is not None
         started = time.monotonic()
         with (
             _subreaper(),
             open(stdout_path, "wb") as out,
             open(stderr_path, "wb") as err,
         ):
-            try:
-                process = subprocess.Popen(
-                    list(argv),
-                    env=dict(env),  # the exact environment: nothing of ours leaks in
-                    cwd=cwd or self.paths.workspace,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,  # own session and group: killable as a whole
-                )
-            except OSError as error:
-                raise SandboxError(f"cannot start {argv[0]!r}: {error}") from error
+            process, pump = self._start(command, env, cwd, out, err, piped, redactor, stop_when)
             self._running = process
             try:
-                exit_code = wait_for_exit(process, timeout_s)
-                timed_out = exit_code is None
+                exit_code, timed_out, stopped = self._wait(process, timeout_s, started, pump)
             except BaseException:
                 # Ctrl-C (or any error here): take the whole tree down before re-raising.
-                kill_process_tree(process, self.kill_grace_s)
-                self._running = None
+                self._end(process, pump)
                 raise
-            # Also after a normal exit: kill what the process left running in its group.
-            kill_process_tree(process, self.kill_grace_s)
-            self._running = None
+            # Also after a normal exit: kill what the process left running.
+            self._end(process, pump)
         return ProcessOutcome(
-            exit_code=exit_code, timed_out=timed_out, duration_s=time.monotonic() - started
+            exit_code=exit_code,
+            timed_out=timed_out,
+            duration_s=time.monotonic() - started,
+            stopped_after_last_word=stopped,
         )
+
+    def _start(
+        self,
+        command: list[str],
+        env: Mapping[str, str],
+        cwd: str,
+        out: BinaryIO,
+        err: BinaryIO,
+        piped: bool,
+        redactor: Redactor | None,
+        stop_when: StopWhen | None,
+    ) -> tuple[subprocess.Popen[bytes], OutputPump | None]:
+        pipes = (os.pipe(), os.pipe()) if piped else None
+        try:
+            process = subprocess.Popen(
+                command,
+                env=dict(env),  # the exact environment: nothing of ours leaks in
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=pipes[0][1] if pipes else out,
+                stderr=pipes[1][1] if pipes else err,
+                start_new_session=True,  # own session and group: killable as a whole
+                # bwrap has --die-with-parent; a plain child needs it set before exec.
+                preexec_fn=None if self.isolated else _die_with_parent,
+            )
+        except OSError as error:
+            if pipes:
+                for read_end, write_end in pipes:
+                    os.close(read_end)
+                    os.close(write_end)
+            raise SandboxError(f"cannot start {command[0]!r}: {error}") from error
+        if pipes is None:
+            return process, None
+        for _, write_end in pipes:
+            os.close(write_end)  # only the process holds the write ends: EOF when it is done
+        pump = OutputPump(
+            pipes[0][0], pipes[1][0], out, err, redactor=redactor, stop_when=stop_when
+        )
+        pump.start()
+        return process, pump
+
+    def _wait(
+        self,
+        process: subprocess.Popen[bytes],
+        timeout_s: float,
+        started: float,
+        pump: OutputPump | None,
+    ) -> tuple[int | None, bool, bool]:
+        """(exit code, timed out, stopped after its last word)."""
+        deadline = started + timeout_s
+        watching = pump is not None and pump._watch is not None
+        last_word_deadline: float | None = None
+        while True:
+            now = time.monotonic()
+            if watching and last_word_deadline is None and pump and pump.last_word.is_set():
+                last_word_deadline = now + self.last_word_grace_s
+            limit = deadline if last_word_deadline is None else min(deadline, last_word_deadline)
+            step = limit - now
+            if watching and last_word_deadline is None:
+                step = min(step, _POLL_S)  # look at the last-word flag now and then
+            exit_code = wait_for_exit(process, step)
+            if exit_code is not None:
+                return exit_code, False, False
+            now = time.monotonic()
+            if last_word_deadline is not None and now >= last_word_deadline:
+                return None, False, True
+            if now >= deadline:
+                return None, True, False
+
+    def _end(self, process: subprocess.Popen[bytes], pump: OutputPump | None) -> None:
+        try:
+            kill_process_tree(process, self.kill_grace_s)
+        finally:
+            self._running = None
+            if pump is not None:
+                pump.finish(DRAIN_S)
 
     def close(self) -> None:
         if self._running is not None:
@@ -264,12 +406,33 @@ class LocalSandbox:
 
 
 class LocalSandboxFactory:
+    """Opens local sandboxes, under bubblewrap unless ``isolation`` says otherwise.
+
+    ``auto`` uses bubblewrap where it works and falls back to a plain subprocess (then
+    ``isolates`` is False and ``isolation_problem`` says why); ``bwrap`` insists on it
+    (``check_available`` reports the problem); ``none`` never uses it. ``hidden``: host
+    paths no sandboxed process may see even when a PATH entry points there (the results,
+    the experiments, the work root); the real home's secrets always are.
+    """
+
     name = "local"
 
-    def __init__(self, kill_grace_s: float = KILL_GRACE_S) -> None:
+    def __init__(
+        self,
+        kill_grace_s: float = KILL_GRACE_S,
+        *,
+        isolation: Isolation = "auto",
+        hidden: Sequence[Path | str] = (),
+    ) -> None:
         self.kill_grace_s = kill_grace_s
+        self.isolation = isolation
+        self.isolation_problem = None if isolation == "none" else bwrap.bwrap_problem()
+        self.isolates = isolation != "none" and self.isolation_problem is None
+        self.hidden = bwrap.hidden_paths(hidden)
 
     def check_available(self) -> str | None:
+        if self.isolation == "bwrap" and self.isolation_problem is not None:
+            return self.isolation_problem
         return None
 
     def open(self, dirs: RunDirs, labels: Mapping[str, str]) -> LocalSandbox:
@@ -277,7 +440,14 @@ class LocalSandboxFactory:
             directory.mkdir(parents=True, exist_ok=True)
         # base_env points TMPDIR here; tools fail oddly when it does not exist.
         (dirs.home / "tmp").mkdir(exist_ok=True)
-        return LocalSandbox(dirs, self.kill_grace_s)
+        return LocalSandbox(
+            dirs,
+            self.kill_grace_s,
+            bwrap_binary=bwrap.bwrap_binary() if self.isolates else None,
+            hidden=self.hidden,
+        )
 
     def sweep_stale(self) -> int:
-        return 0  # a killed session's processes died with their groups; nothing to find
+        # A killed session's processes died with it (bwrap's --die-with-parent, or
+        # PR_SET_PDEATHSIG); its work folders are the session's to sweep (reaper.py).
+        return 0
