@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -55,6 +56,21 @@ _VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
 
 class ClaudeNotFound(RuntimeError):
     pass
+
+
+def is_final_event(line: bytes) -> bool:
+    """Whether a stdout line is the stream's final ``{"type": "result", ...}`` event.
+
+    The CLI prints it last; a background step it started may keep it alive afterwards,
+    which must not hold the run until its timeout (the sandbox ends it after a grace).
+    """
+    if b'"result"' not in line:  # cheap: most lines are not even candidates
+        return False
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(event, dict) and event.get("type") == "result"
 
 
 def bundled_claude() -> Path | None:
@@ -216,6 +232,7 @@ class ClaudeCodeAgent:
                 env,
                 prompt_via_stdin="-c" in argv[:2],
                 cli_version=self.cli_version() if runs_on_host(request, sandbox) else None,
+                stop_when=is_final_event,
             )
         except SandboxError as error:
             return self._not_started(request, f"could not start the CLI: {error}")

@@ -24,9 +24,9 @@ from pytest_scylla.agents.base import (
     AgentRequest,
     base_env,
 )
-from pytest_scylla.records import AgentRecord, atomic_write_json, atomic_write_text
-from pytest_scylla.redact import Redactor, secrets_from_env
-from pytest_scylla.sandbox.base import ProcessOutcome, Sandbox, SandboxError
+from pytest_scylla.records import AgentRecord, atomic_write_json
+from pytest_scylla.redact import secrets_from_env
+from pytest_scylla.sandbox.base import ProcessOutcome, Sandbox, SandboxError, StopWhen
 
 TAIL_CHARS = 4000
 PLACEHOLDERS = ("prompt_file", "workspace", "model")
@@ -69,16 +69,6 @@ def tail_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def redact_file(path: Path, redactor: Redactor) -> None:
-    """Secrets echoed by an agent must not stay in a saved log."""
-    if not path.is_file() or not redactor.secrets:
-        return
-    text = path.read_text(encoding="utf-8", errors="replace")
-    cleaned = redactor(text)
-    if cleaned != text:
-        atomic_write_text(path, cleaned)
-
-
 def run_logged(
     request: AgentRequest,
     sandbox: Sandbox,
@@ -87,10 +77,13 @@ def run_logged(
     *,
     prompt_via_stdin: bool = False,
     cli_version: str | None = None,
+    stop_when: StopWhen | None = None,
 ) -> ProcessOutcome:
-    """Save ``command.json`` (secrets redacted), run argv, and redact the saved output.
+    """Save ``command.json`` (secrets redacted) and run argv, its output redacted as the
+    sandbox writes it: a run interrupted by Ctrl-C or a kill leaves no raw secret behind.
 
-    Raises SandboxError when the process could not be started.
+    ``stop_when`` goes to the sandbox (see ``sandbox.base.StopWhen``). Raises SandboxError
+    when the process could not be started.
     """
     agent_dir = request.agent_dir
     agent_dir.mkdir(parents=True, exist_ok=True)
@@ -115,9 +108,9 @@ def run_logged(
         timeout_s=request.timeout_s,
         stdout_path=stdout_path,
         stderr_path=stderr_path,
+        redactor=redactor,
+        stop_when=stop_when,
     )
-    for path in (stdout_path, stderr_path):
-        redact_file(path, redactor)
     return outcome
 
 
