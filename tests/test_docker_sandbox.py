@@ -6,6 +6,7 @@ where a missing engine is a failure: CI must exercise the isolation it promises.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -20,12 +21,14 @@ from pathlib import Path
 import pytest
 from docker_engine import require_images
 
+from pytest_scylla.redact import Redactor
 from pytest_scylla.sandbox.base import ProcessOutcome, RunDirs, SandboxError
 from pytest_scylla.sandbox.docker import (
     LABEL_MANAGED,
     LABEL_OWNER_HOST,
     LABEL_OWNER_PID,
     LABEL_SESSION,
+    LAST_WORD_GRACE_S,
     DockerSandbox,
     DockerSandboxFactory,
     DockerSettings,
@@ -227,13 +230,15 @@ def test_container_files_removable_by_host(factory: DockerSandboxFactory, tmp_pa
 
 def test_timeout_kills_and_sandbox_stays_usable(sandbox: DockerSandbox, tmp_path: Path) -> None:
     started = time.monotonic()
-    outcome, _, _ = _run(sandbox, tmp_path, ["sleep", "100"], timeout_s=2)
+    script = "setsid sleep 101 & nohup sleep 102 >/dev/null 2>&1 & sleep 100"
+    outcome, _, _ = _run(sandbox, tmp_path, ["sh", "-c", script], timeout_s=2)
     assert time.monotonic() - started < 5
     assert outcome.timed_out and outcome.exit_code is None
-    # A process tree that escaped its group dies too, and the next run works.
-    outcome, out, _ = _run(sandbox, tmp_path, ["sh", "-c", "ps -e -o comm= | grep -c sleep"])
+    assert not outcome.stopped_after_last_word and not outcome.disk_limit_exceeded
+    # The whole tree died, escaped members included; the same container runs the next one.
+    outcome, out, _ = _run(sandbox, tmp_path, ["ps", "-e", "-o", "comm="])
     assert outcome.exit_code == 0
-    assert out.strip() == "1"  # only the idle loop's own sleep
+    assert "sleep" not in out.split(), out
 
 
 def test_timeout_then_close_leaves_no_container(
@@ -351,3 +356,228 @@ def test_credentials_file_mounted_read_only_and_not_left_behind(
     leaked = [p for p in dirs.home.rglob("*") if p.is_file() and "tok-123" in p.read_text()]
     assert leaked == []
     assert box._secret_dir is not None and not box._secret_dir.exists()
+
+
+# ------------------------------------------------------------------ hardening (docker inspect)
+
+
+def test_hardening_seen_by_docker_inspect(factory: DockerSandboxFactory, tmp_path: Path) -> None:
+    box = factory.open(_dirs(tmp_path), {})
+    try:
+        client, _ = factory._engine()
+        attrs = client.containers.get(box.container_id).attrs
+        exec_user = box._user
+    finally:
+        box.close()
+    host, config = attrs["HostConfig"], attrs["Config"]
+    assert config["User"] == exec_user and not exec_user.startswith("0:")
+    assert (host["CapDrop"], host.get("CapAdd")) == (["ALL"], None)
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["Privileged"] is False
+    assert host["Memory"] == 4 * 2**30
+    assert host["NanoCpus"] == 2 * 10**9
+    assert host["PidsLimit"] == 512
+    assert host["NetworkMode"] == "none"
+    assert host["ReadonlyRootfs"] is True
+    assert host["AutoRemove"] is True
+    assert set(host["Tmpfs"]) == {"/tmp", "/var/tmp", "/run/lock"}
+    binds = {m["Destination"]: m["RW"] for m in attrs["Mounts"] if m["Type"] == "bind"}
+    assert binds == {
+        "/workspace": True,
+        "/home/scylla": True,
+        "/scylla/inputs": False,
+        "/scylla/lease": False,
+    }
+
+
+def test_default_network_is_none() -> None:
+    assert DockerSettings().network == "none"
+
+
+def test_root_filesystem_is_read_only_and_tmp_is_bounded(images: None, tmp_path: Path) -> None:
+    factory = DockerSandboxFactory(DockerSettings(network="none", tmpfs_size="1m"))
+    box = factory.open(_dirs(tmp_path), {})
+    try:
+        outcome, _, err = _run(box, tmp_path, ["touch", "/var/lib/x"])
+        assert outcome.exit_code != 0 and "Read-only file system" in err
+        script = "head -c 2000000 /dev/zero > /tmp/big"
+        outcome, _, err = _run(box, tmp_path, ["sh", "-c", script])
+        assert outcome.exit_code != 0 and "No space left" in err
+        outcome, _, err = _run(box, tmp_path, ["sh", "-c", "rm /tmp/big && echo ok > /tmp/small"])
+        assert outcome.exit_code == 0, err
+    finally:
+        box.close()
+        factory.close_all()
+
+
+# ------------------------------------------------------------------ redaction as written
+
+SECRET = "sk-test-streamed-secret-4242"
+
+
+def _secret_run(
+    box: DockerSandbox, tmp_path: Path, script: str, **kwargs: object
+) -> ProcessOutcome:
+    return box.run(
+        ["sh", "-c", script],
+        env={"PATH": PATH, "K": SECRET},
+        stdout_path=tmp_path / "stdout.txt",
+        stderr_path=tmp_path / "stderr.txt",
+        redactor=Redactor([SECRET]),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _on_disk(tmp_path: Path) -> bytes:
+    return (tmp_path / "stdout.txt").read_bytes() + (tmp_path / "stderr.txt").read_bytes()
+
+
+# The secret arrives in two writes, the second without a newline: a partial line that is
+# still pending when the run is cut short.
+SPLIT_ECHO = (
+    'echo "key $K"; echo "$K" >&2; printf "%s" "${K%????}"; sleep 0.3; printf "%s" "${K#${K%????}}"'
+)
+
+
+def test_output_is_redacted_as_it_is_written(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    snapshots: list[bytes] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(FileNotFoundError):
+                snapshots.append(_on_disk(tmp_path))
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        outcome = _secret_run(sandbox, tmp_path, f"{SPLIT_ECHO}; sleep 30", timeout_s=2)
+    finally:
+        stop.set()
+        watcher.join()
+    assert outcome.timed_out
+    assert any(b"key [REDACTED]" in shot for shot in snapshots), "nothing seen mid-run"
+    assert not any(SECRET.encode() in shot for shot in snapshots)
+    final = _on_disk(tmp_path)
+    assert SECRET.encode() not in final
+    assert final.count(b"[REDACTED]") == 3, final  # the pending partial line too
+
+
+def test_ctrl_c_mid_run_leaves_no_raw_secret(factory: DockerSandboxFactory, tmp_path: Path) -> None:
+    box = factory.open(_dirs(tmp_path), {})
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        _secret_run(box, tmp_path, f"{SPLIT_ECHO}; sleep 30", timeout_s=20)
+    timer.join()
+    on_disk = _on_disk(tmp_path)
+    assert SECRET.encode() not in on_disk
+    assert b"key [REDACTED]" in on_disk
+    assert not _container_exists(factory, box.container_id)
+
+
+def test_error_in_the_pump_mid_run_kills_the_run_and_leaves_no_raw_secret(
+    sandbox: DockerSandbox, tmp_path: Path
+) -> None:
+    def broken(line: bytes) -> bool:
+        raise RuntimeError("predicate failed")
+
+    started = time.monotonic()
+    with pytest.raises(SandboxError, match="predicate failed"):
+        _secret_run(sandbox, tmp_path, f"{SPLIT_ECHO}; sleep 30", timeout_s=20, stop_when=broken)
+    assert time.monotonic() - started < 10
+    assert SECRET.encode() not in _on_disk(tmp_path)
+    outcome, out, _ = _run(sandbox, tmp_path, ["ps", "-e", "-o", "comm="])
+    assert outcome.exit_code == 0 and "sleep" not in out.split(), out
+
+
+# ------------------------------------------------------------------ last word
+
+RESULT_LINE = 'echo \'{"type":"result","subtype":"success"}\''
+
+
+def _is_result(line: bytes) -> bool:
+    return line.startswith(b'{"type":"result"')
+
+
+def test_last_word_then_silence_ends_the_run(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    started = time.monotonic()
+    outcome = sandbox.run(
+        ["sh", "-c", f"echo working; {RESULT_LINE}; sleep 100"],
+        env={"PATH": PATH},
+        timeout_s=60,
+        stdout_path=tmp_path / "out",
+        stderr_path=tmp_path / "err",
+        stop_when=_is_result,
+    )
+    assert time.monotonic() - started < LAST_WORD_GRACE_S + 5
+    assert outcome.stopped_after_last_word and not outcome.timed_out
+    assert outcome.exit_code is None
+    assert (tmp_path / "out").read_text() == 'working\n{"type":"result","subtype":"success"}\n'
+    outcome, out, _ = _run(sandbox, tmp_path, ["ps", "-e", "-o", "comm="])
+    assert "sleep" not in out.split(), out
+
+
+def test_last_word_then_exit_is_an_ordinary_exit(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    def watch(line: bytes) -> bool:
+        seen.append(line)
+        return _is_result(line)
+
+    outcome = sandbox.run(
+        ["sh", "-c", f"printf 'a\\nb'; echo c; {RESULT_LINE}; exit 3"],
+        env={"PATH": PATH},
+        timeout_s=30,
+        stdout_path=tmp_path / "out",
+        stderr_path=tmp_path / "err",
+        stop_when=watch,
+    )
+    assert (outcome.exit_code, outcome.stopped_after_last_word) == (3, False)
+    assert seen == [b"a\n", b"bc\n", b'{"type":"result","subtype":"success"}\n']
+
+
+# ------------------------------------------------------------------ disk limit
+
+
+def test_disk_limit_kills_a_run_that_fills_its_workspace(images: None, tmp_path: Path) -> None:
+    settings = DockerSettings(network="none", disk="5m", disk_check_every_s=0.5)
+    factory = DockerSandboxFactory(settings)
+    dirs = _dirs(tmp_path)
+    box = factory.open(dirs, {})
+    try:
+        script = "for i in $(seq 50); do head -c 1048576 /dev/urandom > f$i; sleep 0.05; done"
+        outcome, _, _ = _run(box, tmp_path, ["sh", "-c", script], timeout_s=60)
+        assert outcome.disk_limit_exceeded
+        assert outcome.exit_code is None and not outcome.timed_out
+        written = sum(p.stat().st_size for p in dirs.workspace.iterdir())
+        assert written < 40 * 2**20, "the writer ran to its end"
+        outcome, _, err = _run(box, tmp_path, ["sh", "-c", "rm -f f*"])
+        assert outcome.exit_code == 0, err  # the sandbox stays usable
+    finally:
+        box.close()
+        factory.close_all()
+
+
+# ------------------------------------------------------------------ lease
+
+
+def test_container_ends_itself_when_its_lease_goes_stale(images: None, tmp_path: Path) -> None:
+    factory = DockerSandboxFactory(DockerSettings(network="none", lease_stale_s=4))
+    box = factory.open(_dirs(tmp_path), {})
+    try:
+        time.sleep(5)  # longer than the stale age: the renewing owner keeps it alive
+        outcome, _, _ = _run(box, tmp_path, ["true"])
+        assert outcome.exit_code == 0
+        assert factory._lease is not None
+        factory._lease._stop.set()  # the owner stops renewing, as a SIGKILLed one would
+        deadline = time.monotonic() + 20
+        while _container_exists(factory, box.container_id) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        assert not _container_exists(factory, box.container_id)
+        with pytest.raises(SandboxError):
+            _run(box, tmp_path, ["true"])
+    finally:
+        box.close()
+        factory.close_all()

@@ -54,6 +54,9 @@ class ProcessOutcome:
     duration_s: float
     # stop_when matched and the process tree was ended by the sandbox after the grace.
     stopped_after_last_word: bool = False
+    # The run's workspace and home outgrew the disk limit and the process tree was killed
+    # (sandbox/disk_guard.py).
+    disk_limit_exceeded: bool = False
 
 
 class SandboxError(RuntimeError):

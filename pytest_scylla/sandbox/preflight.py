@@ -8,15 +8,24 @@ from pytest_scylla.settings import ScyllaSettings
 
 
 def docker_settings(settings: ScyllaSettings):  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
     from pytest_scylla.sandbox.docker import DockerSettings
 
-    return DockerSettings(
-        network=settings.docker_network,
-        memory=settings.docker_memory,
-        cpus=settings.docker_cpus,
-        pids=settings.docker_pids,
-        mount_credentials=settings.docker_credentials,
-    )
+    try:
+        return DockerSettings(
+            network=settings.docker_network,
+            memory=settings.docker_memory,
+            cpus=settings.docker_cpus,
+            pids=settings.docker_pids,
+            disk=settings.docker_disk,
+            mount_credentials=settings.docker_credentials,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--docker-{'-'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
+        )
+        raise pytest.UsageError(f"pytest-scylla: {problems}") from None
 
 
 def prepare_docker(config: pytest.Config, settings: ScyllaSettings) -> None:
