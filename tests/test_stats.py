@@ -298,6 +298,13 @@ def test_summarize_no_runs() -> None:
     assert summary.total_cost == 0.0
 
 
+def test_summarize_flags_small_sample_intervals() -> None:
+    assert summarize([0.8], [True], [0.2], [5.0], [42]).small_sample_intervals
+    assert not summarize([], [], [], [], []).small_sample_intervals
+    five = summarize([0.5] * 5, [True] * 5, [0.1] * 5, [1.0] * 5, [1] * 5)
+    assert not five.small_sample_intervals
+
+
 def test_summarize_one_run() -> None:
     summary = summarize([0.8], [True], [0.2], [5.0], [42])
     assert summary.mean_score_ci == (0.8, 0.8)
@@ -347,11 +354,41 @@ def test_compare_groups_pairs_and_holm() -> None:
     assert first.cliffs_delta == pytest.approx(cliffs_delta(groups["T0"], groups["T1"]))
     assert first.magnitude == "large"
     for c in comparisons:
-        assert c.significant == (c.p_adjusted is not None and c.p_adjusted < 0.05)
+        expected = c.p_adjusted is not None and c.p_adjusted < 0.05 and not c.too_few_runs
+        assert c.significant == expected
     t2 = comparisons[1]
     assert t2.too_few_runs and t2.note is not None and "too few runs" in t2.note
     assert not first.too_few_runs and first.note is None
     assert first.runs_needed_for_power is not None and first.power is not None
+
+
+def test_compare_groups_issue_12_tied_example_is_exact_and_not_significant() -> None:
+    # Before: p = 0.047 from the normal approximation and "significant" beside "too few runs".
+    (row,) = compare_groups({"T0": [1, 1, 1], "T1": [0, 0, 0]})
+    assert row.p_value == pytest.approx(0.1) and row.method == "exact"
+    assert row.too_few_runs and not row.significant
+
+
+def test_compare_groups_never_significant_below_the_minimum() -> None:
+    # 4 vs 20 completely separated runs: exact p = 2 / C(24, 4) = 0.0002, yet 4 runs < 5.
+    (row,) = compare_groups({"T0": [0.0, 0.1, 0.2, 0.3], "T1": [0.5 + i / 100 for i in range(20)]})
+    assert row.p_adjusted is not None and row.p_adjusted < 0.001
+    assert row.too_few_runs and not row.significant
+
+
+def test_compare_groups_plans_power_at_the_corrected_alpha() -> None:
+    groups = {f"T{i}": [0.1 * i + 0.05 * k for k in range(6)] for i in range(4)}
+    comparisons = compare_groups(groups)
+    corrected = 0.05 / len(comparisons)
+    for c in comparisons:
+        assert c.cliffs_delta is not None
+        assert c.runs_needed_for_power == runs_needed_for_power(
+            groups[c.group_a], groups[c.group_b], alpha=corrected
+        )
+        assert c.power == pytest.approx(
+            stats.core._power_from_delta(c.cliffs_delta, 6, 6, corrected)
+        )
+        assert c.detectable_delta is None or 0 < c.detectable_delta <= 1
 
 
 def test_compare_groups_all_equal_and_empty() -> None:

@@ -15,6 +15,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
+from pytest_scylla.stats._common import SMALL_SAMPLE, check_alpha, check_confidence, z_quantile
+from pytest_scylla.stats.planning import minimum_detectable_effect
+from pytest_scylla.stats.rank_tests import RankSumResult, TestMethod, rank_sum_test
+
 Statistic = Literal["mean", "median"]
 Magnitude = Literal["negligible", "small", "medium", "large"]
 
@@ -33,18 +37,9 @@ _CLIFF_MEDIUM = 0.33
 _CLIFF_LARGE = 0.474
 
 
-def _z(quantile: float) -> float:
-    return NormalDist().inv_cdf(quantile)
-
-
-def _check_confidence(confidence: float) -> None:
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-
-
-def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha < 1:
-        raise ValueError("alpha must be in (0, 1)")
+_z = z_quantile
+_check_confidence = check_confidence
+_check_alpha = check_alpha
 
 
 # --- one group ------------------------------------------------------------------------------
@@ -352,6 +347,11 @@ class SummaryStats(BaseModel):
     total_tokens: int
     mean_duration: float | None
     median_duration: float | None
+    small_sample_intervals: bool = Field(
+        False,
+        description=f"1 to {SMALL_SAMPLE - 1} runs: the bootstrap score intervals cover far less "
+        "than 95% (0.70 at 3 runs in simulation) and need a note",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -426,6 +426,7 @@ def summarize(
         total_tokens=int(sum(tokens)),
         mean_duration=_mean(durations),
         median_duration=_median(durations),
+        small_sample_intervals=0 < n < SMALL_SAMPLE,
     )
 
 
@@ -436,7 +437,8 @@ class TierComparison(BaseModel):
     """One pairwise comparison of two groups (tiers) of per-run values.
 
     `p_adjusted` is Holm-adjusted over every comparison returned by the same compare_groups
-    call. Test fields are None when either group has no runs.
+    call. Test fields are None when either group has no runs. `power` and
+    `runs_needed_for_power` are computed at the corrected alpha (alpha / tests).
     """
 
     group_a: str
@@ -457,6 +459,10 @@ class TierComparison(BaseModel):
     runs_needed_for_power: int | None = Field(
         description="runs per group for 80% power at the observed effect; None if effect is 0"
     )
+    method: TestMethod | None = Field(None, description="how p was computed (rank_sum_test)")
+    detectable_delta: float | None = Field(
+        None, description="|Cliff's delta| detectable with 80% power at the current n"
+    )
 
 
 def _comparison_pairs(names: list[str]) -> list[tuple[int, int]]:
@@ -473,19 +479,23 @@ def compare_groups(
 ) -> list[TierComparison]:
     """Compare groups in the given order: every consecutive pair, then each vs the first.
 
-    Mann-Whitney U with Holm correction over the whole family, Cliff's delta as the effect
-    size, a note when a group has too few runs, and the runs per group needed for 80% power.
+    Mann-Whitney U with an exact or permutation p (rank_sum_test: the normal approximation
+    was anti-conservative with tied scores) and Holm correction over the whole family, Cliff's
+    delta as the effect size, a note when a group has too few runs (such a row is never
+    significant), and the runs per group needed for 80% power, planned at alpha / tests.
+    compare_tiers (tier_tests.py) supersedes it: it skips empty tiers in the chain.
     """
     names = list(groups)
     pairs = _comparison_pairs(names)
-    tests: list[MannWhitneyResult | None] = []
+    tests: list[RankSumResult | None] = []
     for i, j in pairs:
         a, b = groups[names[i]], groups[names[j]]
-        tests.append(mann_whitney(a, b) if a and b else None)
+        tests.append(rank_sum_test(a, b) if a and b else None)
     tested = [t.p for t in tests if t is not None]
     if tested:
         # Power needs a valid alpha, but only for pairs that were tested.
         _check_alpha(alpha)
+    planning_alpha = alpha / max(1, len(tested))
     adjusted_iter = iter(holm_correction(tested))
 
     comparisons: list[TierComparison] = []
@@ -510,12 +520,28 @@ def compare_groups(
                 p_adjusted=p_adjusted,
                 cliffs_delta=delta,
                 magnitude=cliffs_magnitude(delta) if delta is not None else None,
-                significant=p_adjusted is not None and p_adjusted < alpha,
+                significant=(
+                    p_adjusted is not None
+                    and p_adjusted < alpha
+                    and not too_few_runs(n_a, n_b, minimum_runs)
+                ),
                 too_few_runs=too_few_runs(n_a, n_b, minimum_runs),
                 note=note,
-                power=_power_from_delta(delta, n_a, n_b, alpha) if delta is not None else None,
+                power=(
+                    _power_from_delta(delta, n_a, n_b, planning_alpha)
+                    if delta is not None
+                    else None
+                ),
                 runs_needed_for_power=(
-                    _runs_from_delta(delta, TARGET_POWER, alpha) if delta is not None else None
+                    _runs_from_delta(delta, TARGET_POWER, planning_alpha)
+                    if delta is not None
+                    else None
+                ),
+                method=test.method if test else None,
+                detectable_delta=(
+                    minimum_detectable_effect(n_a, n_b, planning_alpha).cliffs_delta
+                    if test
+                    else None
                 ),
             )
         )
