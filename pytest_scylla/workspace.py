@@ -1,50 +1,48 @@
-"""Per-run workspaces: a cached source repository, a cheap clone of it, the sub-test on top.
+"""Per-run workspaces: a cached source repository, a private clone of it, the sub-test on top.
 
-The source is turned into a git repository once per experiment and source version (under a
-file lock, since xdist workers race for it); each run clones it locally (hard links, no
-copy), materializes its sub-test's resources, and commits them, so the diff the judge sees
-holds the agent's changes only.
+The source is turned into a packed git repository once per experiment and source version
+(under a file lock, since xdist workers race for it), with a digest of its git data beside
+it; each process checks that digest once before using the cache and rebuilds a cache that
+does not match. Each run clones the cache with copied objects (never hard links: the agent,
+maybe another uid in a container, owns its clone's files and must not reach the cache's
+inodes), materializes its sub-test's resources and commits them, so the diff the judge sees
+holds the agent's changes only. After the agent, `harness_git` computes that diff without
+running git on anything the agent wrote.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from filelock import FileLock
 from pydantic import BaseModel, Field
 
+from pytest_scylla.harness_git import (
+    SAFE_CONFIG,
+    SAFE_ENV,
+    HarnessRepository,
+    WorkspaceError,
+    snapshot_repository,
+)
 from pytest_scylla.spec.catalogue import Catalogue, ResolvedSubTest
 from pytest_scylla.spec.load_experiment import Experiment
 
 MATERIALIZE_MESSAGE = "scylla: materialize sub-test"
-# Run on files an agent (maybe another uid, in a container) wrote: skip git's owner check.
-GIT = (
-    "git",
-    "-c",
-    "safe.directory=*",
-    "-c",
-    "core.hooksPath=/dev/null",
-    "-c",
-    "commit.gpgsign=false",
-)
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "scylla",
-    "GIT_AUTHOR_EMAIL": "scylla@scylla.invalid",
-    "GIT_COMMITTER_NAME": "scylla",
-    "GIT_COMMITTER_EMAIL": "scylla@scylla.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "HOME": "/nonexistent",
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
-}
-
-
-class WorkspaceError(RuntimeError):
-    """The workspace could not be prepared: an infrastructure error, not the agent's."""
+# Only ever run on repositories the harness made and nobody else has written to yet (the
+# cache, a workspace before its agent starts): no safe.directory exception is needed.
+GIT = ("git", *SAFE_CONFIG)
+GIT_IDENTITY = SAFE_ENV
+# A shipped folder's starting commit has a fixed date, so a rebuilt cache has the same commit.
+IMPORT_DATE = "2000-01-01T00:00:00+00:00"
+DIGEST_SUFFIX = ".sha256"
+HARNESS_GIT_DIR = "harness.git"
 
 
 def git(
@@ -87,40 +85,87 @@ class StartingPoint(NamedTuple):
     date: str  # ISO 8601 committer date
 
 
+def cache_digest(repository: Path) -> str:
+    """A digest of everything of a cached repository's git data runs rely on."""
+    git_dir = repository / ".git"
+    digest = hashlib.sha256()
+    for name in ("HEAD", "packed-refs", "refs", "objects"):
+        top = git_dir / name
+        paths = [top] if top.is_file() else sorted(p for p in top.rglob("*") if not p.is_dir())
+        for path in paths:
+            digest.update(path.relative_to(git_dir).as_posix().encode() + b"\0")
+            if path.is_symlink():
+                digest.update(b"link:" + os.fsencode(os.readlink(path)))
+                continue
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
 class SourceCache:
-    """Starting repositories, each prepared once: `<cache>/<experiment>-<version>`."""
+    """Starting repositories, each prepared once: `<cache>/<experiment>-<version>`.
+
+    Runs never write to the cache, but someone may have (an older version shared its
+    objects with the agents' clones): a cache whose digest (`<name>.sha256`, written when
+    it was built) does not match is rebuilt, checked once per process.
+    """
 
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
         # Hashing a shipped repository reads all of it: once per process, not once per run.
         self._versions: dict[Path, str] = {}
         self._commits: dict[tuple[Path, str], StartingPoint] = {}  # by (repository, ref)
+        self._verified: set[Path] = set()
 
     def repository(self, experiment: Experiment) -> StartingPoint:
         """The cached repository and the commit runs start from."""
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if experiment.source_dir is not None:
-            version = self._versions.get(experiment.source_dir) or _tree_hash(experiment.source_dir)
-            self._versions[experiment.source_dir] = version
+            source_dir = experiment.source_dir
+            version = self._versions.get(source_dir) or _tree_hash(source_dir)
+            self._versions[source_dir] = version
             target = self.cache_dir / f"{experiment.id}-{version}"
-            with FileLock(str(target) + ".lock"):
-                if not (target / ".git").is_dir():
-                    self._import_folder(experiment.source_dir, target)
+            self._ensure(target, lambda staging: self._import_folder(source_dir, staging))
             return self._resolve(target, "HEAD")
         source = experiment.spec.source
         if source.repo is None:
             raise WorkspaceError(
                 f"{experiment.test_file}: source: neither 'path' nor 'repo' is given"
             )
-        name = hashlib.sha256(source.repo.encode()).hexdigest()[:12]
+        repo = source.repo
+        name = hashlib.sha256(repo.encode()).hexdigest()[:12]
         target = self.cache_dir / f"{experiment.id}-{name}"
-        with FileLock(str(target) + ".lock"):
-            if not (target / ".git").is_dir():
-                staging = target.with_name(target.name + ".partial")
-                shutil.rmtree(staging, ignore_errors=True)
-                git(["clone", "-q", "--no-checkout", source.repo, str(staging)], self.cache_dir)
-                staging.rename(target)
+        self._ensure(target, lambda staging: self._clone_remote(repo, staging))
         return self._resolve(target, source.hash or source.ref or "HEAD")
+
+    def _ensure(self, target: Path, build: Callable[[Path], None]) -> None:
+        """Build the cache when missing or damaged, under the lock xdist workers share."""
+        if target in self._verified:
+            return
+        digest_file = target.with_name(target.name + DIGEST_SUFFIX)
+        with FileLock(str(target) + ".lock"):
+            intact = (
+                (target / ".git").is_dir()
+                and digest_file.is_file()
+                and digest_file.read_text().strip() == cache_digest(target)
+            )
+            if not intact:
+                staging = target.with_name(target.name + ".partial")
+                remove_tree(staging)
+                build(staging)
+                # One pack: a run's clone copies one file, and the digest reads few.
+                git(["repack", "-a", "-d", "-q"], staging)
+                digest = cache_digest(staging)
+                if target.exists():
+                    damaged = target.with_name(f"{target.name}.damaged-{os.getpid()}")
+                    target.rename(damaged)
+                    remove_tree(damaged)
+                staging.rename(target)
+                digest_file.write_text(digest + "\n")
+                self._commits = {k: v for k, v in self._commits.items() if k[0] != target}
+        self._verified.add(target)
 
     def _resolve(self, repository: Path, ref: str) -> StartingPoint:
         """The commit a ref names; the cache is never updated, so once per process is enough."""
@@ -131,19 +176,34 @@ class SourceCache:
             self._commits[key] = StartingPoint(repository, commit, date)
         return self._commits[key]
 
-    def _import_folder(self, folder: Path, target: Path) -> None:
-        staging = target.with_name(target.name + ".partial")
-        shutil.rmtree(staging, ignore_errors=True)
+    @staticmethod
+    def _clone_remote(repo: str, staging: Path) -> None:
+        git(["clone", "-q", "--no-checkout", "--no-hardlinks", repo, str(staging)], staging.parent)
+
+    @staticmethod
+    def _import_folder(folder: Path, staging: Path) -> None:
         shutil.copytree(folder, staging, symlinks=True, ignore=shutil.ignore_patterns(".git"))
         git(["init", "-q", "-b", "main"], staging)
         git(["add", "-A"], staging)
-        git(["commit", "-q", "--allow-empty", "-m", "scylla: starting state"], staging)
-        staging.rename(target)
+        dates = {"GIT_AUTHOR_DATE": IMPORT_DATE, "GIT_COMMITTER_DATE": IMPORT_DATE}
+        git(["commit", "-q", "--allow-empty", "-m", "scylla: starting state"], staging, env=dates)
 
 
 def clone_workspace(repository: Path, commit: str, destination: Path) -> None:
-    git(["clone", "-q", "--no-checkout", str(repository), str(destination)], repository.parent)
+    """A clone that shares no file with the cache (the agent will own all of it)."""
+    git(
+        ["clone", "-q", "--no-checkout", "--no-hardlinks", str(repository), str(destination)],
+        repository.parent,
+    )
     git(["checkout", "-q", "-B", "scylla-run", commit], destination)
+
+
+def prepare_harness_repository(
+    workspace: Path, repository: Path, run_work: Path
+) -> HarnessRepository:
+    """The run's private repository (`<run work>/harness.git`, beside the workspace), made
+    after `materialize` and before the agent: see `harness_git`."""
+    return snapshot_repository(workspace, run_work / HARNESS_GIT_DIR, repository)
 
 
 class MaterializedFile(BaseModel):
@@ -272,39 +332,6 @@ def materialize(
         dates = {"GIT_AUTHOR_DATE": start_date, "GIT_COMMITTER_DATE": start_date}
         git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace, env=dates)
     return manifest
-
-
-class DiffSummary(BaseModel):
-    files: list[str]
-    files_changed: int
-    insertions: int
-    deletions: int
-    diff: str
-
-
-def summarize_changes(workspace: Path) -> DiffSummary:
-    """What the agent changed since the materialized starting commit, untracked files included."""
-    git(["add", "-A", "--intent-to-add", "."], workspace, check=False)
-    # One diff for both: the numstat lines, a blank line, then the patch. Paths with
-    # newlines come quoted, so the first blank line is the separator.
-    combined = git(
-        ["diff", "--no-color", "--no-ext-diff", "--numstat", "--patch", "HEAD"], workspace
-    )
-    numstat, _, diff = combined.partition("\n\n")
-    insertions = deletions = changed = 0
-    for line in numstat.splitlines():
-        added, removed, _path = line.split("\t", 2)
-        changed += 1
-        insertions += int(added) if added.isdigit() else 0
-        deletions += int(removed) if removed.isdigit() else 0
-    files = git(["ls-files", "--cached", "--others", "--exclude-standard"], workspace).splitlines()
-    return DiffSummary(
-        files=sorted(set(files)),
-        files_changed=changed,
-        insertions=insertions,
-        deletions=deletions,
-        diff=diff,
-    )
 
 
 def remove_tree(path: Path) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_scylla.spec.catalogue import Catalogue, catalogue_layers, load_catalogue
 from pytest_scylla.spec.errors import SpecError
 from pytest_scylla.spec.experiment import ExperimentConfig, ExperimentSpec
-from pytest_scylla.spec.loading import confined_path, parse_model, read_confined_text
+from pytest_scylla.spec.loading import (
+    confined_path,
+    parse_model,
+    read_confined_text,
+    symlinks_leaving,
+)
 from pytest_scylla.spec.rubric import DEFAULT_PASS_THRESHOLD, NormalizedRubric, Rubric
 
 DEFAULT_DRY_RUN_FILE = "dry-run.yaml"
@@ -106,6 +112,10 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
     elif (directory / DEFAULT_DRY_RUN_FILE).is_file():
         dry_run = directory / DEFAULT_DRY_RUN_FILE
 
+    # Every file of the experiment may reach the agent or the judge: no link may lead out.
+    problems = symlinks_leaving(directory, source_dir)
+    if problems:
+        raise SpecError(test_file, problems)
     catalogue = load_catalogue(catalogue_layers(directory, extra_tiers_dir))
     for tier in spec.tiers:
         if tier not in catalogue.tier_info and not catalogue.subtests(tier):
@@ -123,7 +133,12 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
     for tree in (source_dir, solution):
         if tree is not None:
             for path in sorted(tree.rglob("*")) if tree.is_dir() else [tree]:
-                if path.is_file() and ".git" not in path.parts:
+                if ".git" in path.parts:
+                    continue
+                if path.is_symlink():  # a link counts as its target's name, never followed
+                    digest.update(path.relative_to(directory).as_posix().encode())
+                    digest.update(b"link:" + os.fsencode(os.readlink(path)))
+                elif path.is_file():
                     digest.update(path.relative_to(directory).as_posix().encode())
                     digest.update(path.read_bytes())
     return Experiment(

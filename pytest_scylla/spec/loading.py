@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -79,3 +80,41 @@ def read_confined_text(
         return path, path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(path, [("", f"cannot read: {error}")]) from None
+
+
+def symlinks_leaving(directory: Path, source_dir: Path | None) -> list[tuple[str, str]]:
+    """(field, reason) for each symlink under `directory` that leads out of it.
+
+    A link in the shipped repository (`source_dir`) must also stay inside that repository
+    and be relative: it is copied into every workspace as it is, where an absolute or
+    outward link would point at the host. `.git` folders are skipped: they are never copied.
+    """
+    top = os.path.realpath(directory)
+    repository = os.path.realpath(source_dir) if source_dir is not None else None
+    problems: list[tuple[str, str]] = []
+    for folder, subfolders, files in os.walk(directory):
+        subfolders[:] = sorted(name for name in subfolders if name != ".git")
+        for name in sorted(subfolders + files):
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            target = os.readlink(path)
+            resolved = os.path.realpath(path)
+            shown = os.path.relpath(path, directory)
+            in_repository = repository is not None and _within(os.path.realpath(folder), repository)
+            if in_repository and (os.path.isabs(target) or not _within(resolved, repository)):
+                problems.append(
+                    (
+                        "source.path",
+                        f"symlink {shown!r} -> {target!r} leaves the shipped repository",
+                    )
+                )
+            elif not _within(resolved, top):
+                problems.append(
+                    ("", f"symlink {shown!r} -> {target!r} leaves the experiment directory")
+                )
+    return problems
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
