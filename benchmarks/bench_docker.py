@@ -3,7 +3,9 @@
     python benchmarks/bench_docker.py [--n 10] [--cold]   (package installed, or PYTHONPATH=.)
 
 Overhead: open + run `true` + close of a docker sandbox versus a plain local subprocess,
-median of N. Builds: ensure_images() when cached, and with --cold a forced rebuild of
+median of N; and versus a bare container (create, start, exec `true`, remove: no limits,
+mounts, lease, read-only root or disk guard), which tells the sandbox's own cost apart from
+the engine's (the engine's part grows with the machine's load). Builds: ensure_images() when cached, and with --cold a forced rebuild of
 both images (what a machine without images pays; about a minute). Target: overhead at
 most 1.5 s per run.
 """
@@ -52,6 +54,26 @@ def bench_docker_run(n: int) -> list[float]:
     return samples
 
 
+def bench_bare_container(n: int) -> list[float]:
+    """What the engine alone costs per run: the floor under any docker sandbox."""
+    import docker
+
+    client = docker.from_env()
+    samples = []
+    for _ in range(n):
+        started = time.monotonic()
+        container = client.containers.create(
+            DockerSettings().image, command=["idle"], network_mode="none"
+        )
+        try:
+            container.start()
+            container.exec_run(["true"])
+        finally:
+            container.remove(force=True)
+        samples.append(time.monotonic() - started)
+    return samples
+
+
 def bench_local_run(n: int) -> list[float]:
     samples = []
     for _ in range(n):
@@ -87,10 +109,14 @@ def main() -> int:
 
     bench_docker_run(1)  # warm-up: first container pays for page cache and layer setup
     docker_s = bench_docker_run(args.n)
+    bare_s = bench_bare_container(args.n)
     local_s = bench_local_run(args.n)
     overhead = statistics.median(docker_s) - statistics.median(local_s)
     print(f"docker open+run(true)+close, N={args.n}: median {_median_s(docker_s)}")
+    print(f"bare container+exec+remove, N={args.n}: median {_median_s(bare_s)}")
     print(f"local subprocess(true),     N={args.n}: median {_median_s(local_s)}")
+    own = statistics.median(docker_s) - statistics.median(bare_s)
+    print(f"sandbox's own cost over a bare container: {own:.3f}s")
     verdict = "ok" if overhead <= TARGET_OVERHEAD_S else "OVER TARGET"
     print(f"overhead per run: {overhead:.3f}s (target <= {TARGET_OVERHEAD_S}s: {verdict})")
     return 0 if overhead <= TARGET_OVERHEAD_S else 2
