@@ -9,15 +9,22 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_scylla.redact import Redactor, secrets_from_env
 from pytest_scylla.runner import RunExecutor, SessionServices
-from pytest_scylla.sandbox.base import SandboxFactory
+from pytest_scylla.sandbox.base import SandboxError, SandboxFactory
 from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.spec.load_experiment import Experiment
 from pytest_scylla.workspace import SourceCache
+
+if TYPE_CHECKING:
+    from pytest_scylla.sandbox.local import Isolation
+
+# The local sandbox's isolation (see local_isolation); the benchmark compares the two.
+LOCAL_ISOLATION_ENV = "SCYLLA_LOCAL_ISOLATION"
 
 
 class ScyllaWarning(pytest.PytestWarning):
@@ -45,12 +52,23 @@ class ScyllaSession:
 
     def _services(self) -> SessionServices:
         from pytest_scylla.agents.registry import make_agent
+        from pytest_scylla.sandbox.reaper import sweep_stale_work
 
         settings = self.settings
         redactor = Redactor(secrets_from_env())
+        # Before this session's first run: folders of killed sessions, never a live one's.
+        sweep_stale_work(work_root() / "runs")
+        factory = make_sandbox_factory(settings, self.session_id, self.hidden_paths())
+        problem = getattr(factory, "isolation_problem", None)
+        if settings.sandbox == "local" and not getattr(factory, "isolates", True) and problem:
+            self.warn(
+                f"the local sandbox does not isolate runs ({problem}): an agent can read the "
+                "rubric, the solution, other runs and your home; run untrusted agents with "
+                "--sandbox docker"
+            )
         return SessionServices(
             settings=settings,
-            sandbox_factory=make_sandbox_factory(settings, self.session_id),
+            sandbox_factory=factory,
             agent=make_agent(
                 settings.agent,
                 claude_bin=settings.claude_bin,
@@ -63,11 +81,28 @@ class ScyllaSession:
             work_root=work_root() / "runs",
         )
 
+    def hidden_paths(self) -> list[Path]:
+        """What no sandboxed process may see, even through a PATH entry: the grading
+        material of every experiment, the results and every run's work folder."""
+        hidden = [self.settings.results_dir, work_root()]
+        hidden += [experiment.directory for experiment in self.experiments.values()]
+        return hidden
+
     def warn(self, message: str) -> None:
         warnings.warn(ScyllaWarning(message), stacklevel=2)
 
 
-def make_sandbox_factory(settings: ScyllaSettings, session_id: str) -> SandboxFactory:
+def local_isolation() -> Isolation:
+    """``SCYLLA_LOCAL_ISOLATION``: auto (bubblewrap where it works), bwrap or none."""
+    value = os.environ.get(LOCAL_ISOLATION_ENV, "auto").strip().lower() or "auto"
+    if value not in ("auto", "bwrap", "none"):
+        raise pytest.UsageError(f"{LOCAL_ISOLATION_ENV}={value!r}: use auto, bwrap or none")
+    return value  # type: ignore[return-value]
+
+
+def make_sandbox_factory(
+    settings: ScyllaSettings, session_id: str, hidden: list[Path] | None = None
+) -> SandboxFactory:
     if settings.sandbox == "docker":
         from pytest_scylla.sandbox.docker import DockerSandboxFactory
         from pytest_scylla.sandbox.preflight import docker_settings
@@ -75,7 +110,11 @@ def make_sandbox_factory(settings: ScyllaSettings, session_id: str) -> SandboxFa
         return DockerSandboxFactory(docker_settings(settings), session_id=session_id)
     from pytest_scylla.sandbox.local import LocalSandboxFactory
 
-    return LocalSandboxFactory()
+    factory = LocalSandboxFactory(isolation=local_isolation(), hidden=hidden or ())
+    problem = factory.check_available()
+    if problem is not None:
+        raise SandboxError(f"{LOCAL_ISOLATION_ENV}=bwrap: {problem}")
+    return factory
 
 
 def make_judge_runner(settings: ScyllaSettings, redactor: Redactor):  # type: ignore[no-untyped-def]

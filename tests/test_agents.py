@@ -279,7 +279,8 @@ def _fake_cli(tmp_path: Path, events: list[dict] | None = None, exit_code: int =
     cli.parent.mkdir(parents=True, exist_ok=True)
     cli.write_text(FAKE_CLI)
     cli.chmod(0o755)
-    stream = tmp_path / "stream.jsonl"
+    # Beside the fake CLI: the bubblewrap sandbox shows the program's folder, not tmp_path.
+    stream = cli.parent / "stream.jsonl"
     stream.write_text("".join(json.dumps(e) + "\n" for e in (events or STREAM)))
     extra = {"SCYLLA_FAKE_STREAM": str(stream), "SCYLLA_FAKE_EXIT": str(exit_code)}
     return ClaudeCodeAgent(claude_bin=str(cli), extra_env=extra)

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from process_scan import processes_with
 
 from pytest_scylla.sandbox.base import RunDirs
 from pytest_scylla.sandbox.bwrap import bwrap_problem, readonly_extras
@@ -172,23 +173,3 @@ def test_setsid_child_is_gone_when_the_run_ends(tmp_path: Path) -> None:
     run_script(layout.sandbox("bwrap"), script, tmp_path)
     assert time.monotonic() - started < 10
     assert processes_with(marker, wait_s=3) == []
-
-
-def processes_with(marker: str, wait_s: float) -> list[int]:
-    """Pids whose command line holds marker, after waiting up to wait_s for none to be left."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        found = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                cmdline = Path(entry.path, "cmdline").read_bytes()
-                state = Path(entry.path, "stat").read_bytes().rsplit(b")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if marker.encode() in cmdline and state != b"Z":
-                found.append(int(entry.name))
-        if not found or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.05)

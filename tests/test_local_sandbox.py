@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from pytest_scylla.redact import REDACTED, Redactor
+from pytest_scylla.sandbox import bwrap
 from pytest_scylla.sandbox.base import RunDirs
 from pytest_scylla.sandbox.bwrap import bwrap_problem
 from pytest_scylla.sandbox.local import (
@@ -369,3 +370,37 @@ def test_a_line_that_is_not_the_last_word_changes_nothing(
     # The result event never completed its line: the process ran to its own end.
     assert outcome.exit_code == 0 and not outcome.stopped_after_last_word
     assert outcome.duration_s >= 0.8
+
+
+def test_without_bubblewrap_the_factory_falls_back_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bwrap, "bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    fallback = LocalSandboxFactory(isolation="auto")
+    assert not fallback.isolates and fallback.check_available() is None
+    assert fallback.isolation_problem == "bubblewrap (bwrap) is not installed"
+    insisting = LocalSandboxFactory(isolation="bwrap")
+    assert insisting.check_available() == "bubblewrap (bwrap) is not installed"
+    assert LocalSandboxFactory(isolation="none").isolation_problem is None
+
+
+@pytest.mark.parametrize("choice", ["auto", "none"])
+def test_session_warns_once_when_local_runs_are_not_isolated(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, choice: str
+) -> None:
+    from experiment_factory import write_experiment
+
+    monkeypatch.setattr(bwrap, "bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
+    monkeypatch.setenv("SCYLLA_LOCAL_ISOLATION", choice)
+    experiment = write_experiment(pytester.path, "exp-a")
+    result = pytester.runpytest(
+        str(experiment),
+        *("--runs", "2", "--max-subtests", "1", "--agent", "nop", "--judge-model", "none"),
+        *("--results-dir", str(pytester.path / "results"), "-p", "no:cacheprovider"),
+    )
+    result.assert_outcomes(failed=2)  # nop fails; the runs still happen, only unisolated
+    warned = result.stdout.str().count("the local sandbox does not isolate runs")
+    # Asked for no isolation: nothing to warn about. Fell back: said once, with the way out.
+    assert warned == (1 if choice == "auto" else 0)
+    if choice == "auto":
+        assert "--sandbox docker" in result.stdout.str()
