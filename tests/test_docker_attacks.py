@@ -94,6 +94,24 @@ def test_hardlink_to_a_file_outside_the_run_is_not_handed_over(
     assert outside.read_text() == "shared object\n"
 
 
+def test_the_agent_cannot_link_out_of_its_mount(
+    factory: DockerSandboxFactory, tmp_path: Path
+) -> None:
+    # Why close() may hand the tree back without copying shared inodes: every link the
+    # agent can make stays inside one bind mount.
+    dirs = _dirs(tmp_path)
+    (dirs.inputs / "prompt.md").write_text("task\n")
+    box = factory.open(dirs, {})
+    try:
+        for source in ("/scylla/inputs/prompt.md", "/scylla/lease"):
+            outcome, _, err = _run(box, tmp_path, f"ln {source} linked")
+            assert outcome.exit_code != 0, source
+        outcome, _, err = _run(box, tmp_path, "echo x > /home/scylla/f && ln /home/scylla/f l")
+        assert outcome.exit_code != 0 and "cross-device" in err.lower(), err
+    finally:
+        box.close()
+
+
 @ROOT_ONLY
 def test_symlink_out_of_the_run_is_not_followed(
     factory: DockerSandboxFactory, tmp_path: Path

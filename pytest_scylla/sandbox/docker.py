@@ -85,7 +85,8 @@ _SESSION_DIR = re.compile(rf"^{SESSION_DIR_PREFIX}(\d+)-(\d*)-")
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KILL_GRACE_S = 10.0  # how long to wait for the exec stream to end after a kill
-LAST_WORD_GRACE_S = 3.0  # after stop_when matched: time to exit by itself before the kill
+# After stop_when matched: time to exit by itself before the kill (the local sandbox's too).
+LAST_WORD_GRACE_S = 2.0
 LEASE_RENEW_S = 2.0
 # Within the session that owns it, a container never sees a lease this old unless the
 # session is stopped (SIGSTOP) or starved for this long; then it ends like a killed one.
@@ -176,12 +177,14 @@ def _unshare(path: str, info: os.stat_result) -> None:
         raise
 
 
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
+def _chown_tree(root: Path, uid: int, gid: int, unshare: bool = True) -> None:
     """lchown root and everything under it to uid:gid.
 
-    Never follows a symlink (the link itself changes owner, its target never does) and
-    never hands over an inode shared with anything else: a regular file with more than one
-    link (a hardlink into a source cache, another run, a host file) is copied first.
+    Never follows a symlink (the link itself changes owner, its target never does). With
+    ``unshare``, never hands over an inode shared with anything else: a regular file with
+    more than one link (a hardlink into a source cache, another run, a host file) is copied
+    first. Handing the tree back needs no copies: the container could only link inside one
+    bind mount (link() across mounts fails with EXDEV), so no link leads out of the run.
     """
     os.lchown(root, uid, gid)
     for dirpath, dirnames, filenames in os.walk(root):  # followlinks=False
@@ -190,7 +193,7 @@ def _chown_tree(root: Path, uid: int, gid: int) -> None:
             # suppress: a file removed while we walk is no longer ours to chown.
             with contextlib.suppress(FileNotFoundError):
                 info = os.lstat(path)
-                if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+                if unshare and stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
                     _unshare(path, info)
                 os.lchown(path, uid, gid)
 
@@ -206,7 +209,7 @@ def _release(secret_dir: Path | None, dirs: RunDirs, restore: tuple[int, int] | 
     if restore is not None:
         for path in dirs.all():
             if path.exists():
-                _chown_tree(path, *restore)
+                _chown_tree(path, *restore, unshare=False)
 
 
 # ---------------------------------------------------------------- the sandbox
