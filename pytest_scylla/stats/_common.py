@@ -74,18 +74,54 @@ def percentile_bounds(estimates: np.ndarray, confidence: float) -> tuple[float, 
 def resample_counts(
     rng: np.random.Generator, size: int, weights: np.ndarray, resamples: int
 ) -> Iterator[np.ndarray]:
-    """Blocks of multinomial counts: how often each category appears in each resample.
+    """Blocks of bootstrap counts: how often each category appears in each resample.
 
-    A bootstrap resample of `size` items drawn with replacement is summarised without loss by
-    how many times it took each distinct value (weights = the values' frequencies), so the
-    cost grows with the number of distinct values, not with the runs.
+    A resample of `size` items drawn with replacement is summarised without loss by how many
+    times it took each category; `weights` are the categories' frequencies among the items
+    (integers summing to `size`: distinct values and their counts, or ones for items).
+    With few categories the counts are drawn as multinomials (cost per resample grows with
+    the categories); with many, by drawing item indices and counting them (cost grows with
+    the items), as numpy's multinomial costs a binomial draw per category.
     """
-    rows = max(1, _BLOCK_CELLS // max(1, weights.size))
-    probabilities = weights / weights.sum()
+    frequencies = np.asarray(weights)
+    categories = frequencies.size
+    if not np.all(frequencies == np.round(frequencies)) or frequencies.sum() != size:
+        raise ValueError("weights must be integer frequencies summing to size")
+    by_multinomial = categories * 10 <= size
+    rows = max(1, _BLOCK_CELLS // max(categories, size))
+    probabilities = frequencies / size
+    one_per_category = categories == size
+    item_categories = np.repeat(np.arange(categories, dtype=np.int64), frequencies.astype(int))
     done = 0
     while done < resamples:
         block = min(rows, resamples - done)
-        yield rng.multinomial(size, probabilities, size=block)
+        if by_multinomial:
+            yield rng.multinomial(size, probabilities, size=block)
+        else:
+            drawn = rng.integers(0, size, size=(block, size), dtype=np.int64)
+            if not one_per_category:
+                drawn = item_categories[drawn]
+            drawn += (np.arange(block, dtype=np.int64) * categories)[:, None]
+            flat = np.bincount(drawn.ravel(), minlength=block * categories)
+            yield flat.reshape(block, categories)
+        done += block
+
+
+def resample_sums(
+    rng: np.random.Generator, columns: np.ndarray, resamples: int
+) -> Iterator[np.ndarray]:
+    """Blocks of bootstrap column sums: each row the sums over one resample of the items.
+
+    `columns` is items x d. Cheaper than counts when only sums are needed and items are many:
+    one gather per column instead of a count per item.
+    """
+    size = columns.shape[0]
+    rows = max(1, _BLOCK_CELLS // size)
+    done = 0
+    while done < resamples:
+        block = min(rows, resamples - done)
+        drawn = rng.integers(0, size, size=(block, size), dtype=np.int32)
+        yield np.column_stack([np.take(column, drawn).sum(axis=1) for column in columns.T])
         done += block
 
 

@@ -18,7 +18,7 @@ from pytest_scylla.stats._common import (
     check_confidence,
     check_resamples,
     percentile_bounds,
-    resample_counts,
+    resample_sums,
 )
 from pytest_scylla.stats.intervals import Interval, flagged
 
@@ -55,9 +55,9 @@ def cluster_bootstrap_mean(
     rng = np.random.default_rng(seed)
     estimates = np.concatenate(
         [
-            (counts @ cluster_sums) / (counts @ cluster_sizes)
-            for counts in resample_counts(
-                rng, cluster_sums.size, np.ones(cluster_sums.size), resamples
+            sums[:, 0] / sums[:, 1]
+            for sums in resample_sums(
+                rng, np.column_stack([cluster_sums, cluster_sizes]), resamples
             )
         ]
     )

@@ -17,6 +17,7 @@ from pytest_scylla.stats._common import (
     check_resamples,
     percentile_bounds,
     resample_counts,
+    resample_sums,
     z_quantile,
 )
 from pytest_scylla.stats.intervals import Interval, flagged
@@ -208,8 +209,8 @@ def cost_of_pass_interval(
         raise ValueError("costs must be >= 0")
     rng = np.random.default_rng(seed)
     estimates = []
-    for counts in resample_counts(rng, cost.size, np.ones(cost.size), resamples):
-        total_cost, passes = counts @ cost, counts @ flags
+    for sums in resample_sums(rng, np.column_stack([cost, flags]), resamples):
+        total_cost, passes = sums[:, 0], sums[:, 1]
         with np.errstate(divide="ignore", invalid="ignore"):
             estimates.append(np.where(passes > 0, total_cost / passes, math.inf))
     low, high = percentile_bounds(np.concatenate(estimates), confidence)
