@@ -10,6 +10,7 @@ aggregates) except starting pytest.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -18,13 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_scylla.session import LOCAL_ISOLATION_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "experiments" / "test-001"
 
 
-def timed(argv: list[str]) -> tuple[float, str]:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     started = time.perf_counter()
-    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
+    completed = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - started
     if completed.returncode not in (0, 1):
         raise SystemExit(
@@ -64,7 +67,8 @@ def collection(items_wanted: int = 10_000) -> None:
     )
 
 
-def _session(runs: int, results: Path) -> tuple[int, float]:
+def _session(runs: int, results: Path, isolation: str | None = None) -> tuple[int, float]:
+    """A nop session; isolation (auto, bwrap, none) picks the local sandbox's kind."""
     argv = [
         sys.executable,
         "-m",
@@ -84,7 +88,8 @@ def _session(runs: int, results: Path) -> tuple[int, float]:
         "--results-dir",
         str(results),
     ]
-    wall, output = timed(argv)
+    env = None if isolation is None else {**os.environ, LOCAL_ISOLATION_ENV: isolation}
+    wall, output = timed(argv, env)
     items = sum(int(n) for n in re.findall(r"(\d+) (?:passed|failed)", output))
     return items, wall
 
@@ -122,6 +127,25 @@ def nop_overhead(small: int = 2, large: int = 8) -> None:
     )
 
 
+def bwrap_overhead(small: int = 2, large: int = 8, rounds: int = 3) -> None:
+    """Per-item overhead of the bubblewrap local sandbox against the plain one (target: at
+    most 20 ms more per run). Sessions alternate, so machine load hits both alike."""
+    per_item: dict[str, list[float]] = {"none": [], "bwrap": []}
+    for _ in range(rounds):
+        for isolation in per_item:
+            with tempfile.TemporaryDirectory(prefix="scylla-bench-") as scratch:
+                small_items, small_wall = _session(small, Path(scratch) / "s", isolation)
+                large_items, large_wall = _session(large, Path(scratch) / "l", isolation)
+            per_item[isolation].append((large_wall - small_wall) / (large_items - small_items))
+    plain, isolated = (statistics.median(per_item[kind]) for kind in ("none", "bwrap"))
+    print(
+        f"nop agent per item, median of {rounds}: plain {plain * 1000:.0f} ms, "
+        f"bubblewrap {isolated * 1000:.0f} ms: {(isolated - plain) * 1000:+.0f} ms per run "
+        "(target <= +20 ms)"
+    )
+
+
 if __name__ == "__main__":
     collection()
     nop_overhead()
+    bwrap_overhead()
