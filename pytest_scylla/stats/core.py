@@ -348,7 +348,7 @@ class SummaryStats(BaseModel):
     mean_duration: float | None
     median_duration: float | None
     small_sample_intervals: bool = Field(
-        False,
+        default=False,
         description=f"1 to {SMALL_SAMPLE - 1} runs: the bootstrap score intervals cover far less "
         "than 95% (0.70 at 3 runs in simulation) and need a note",
     )
@@ -459,7 +459,9 @@ class TierComparison(BaseModel):
     runs_needed_for_power: int | None = Field(
         description="runs per group for 80% power at the observed effect; None if effect is 0"
     )
-    method: TestMethod | None = Field(None, description="how p was computed (rank_sum_test)")
+    method: TestMethod | None = Field(
+        default=None, description="how p was computed (rank_sum_test)"
+    )
     detectable_delta: float | None = Field(
         None, description="|Cliff's delta| detectable with 80% power at the current n"
     )

@@ -38,10 +38,12 @@ class Interval(BaseModel):
     high: float
     confidence: float
     method: str = Field(description="how the interval was computed")
-    unit: str = Field("run", description="what was resampled or counted: run, subtest, item")
+    unit: str = Field(
+        default="run", description="what was resampled or counted: run, subtest, item"
+    )
     resamples: int | None = None
     small_sample: bool = Field(
-        False, description=f"a group has fewer than {SMALL_SAMPLE} units: read with care"
+        default=False, description=f"a group has fewer than {SMALL_SAMPLE} units: read with care"
     )
     note: str | None = None
 

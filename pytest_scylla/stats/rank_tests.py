@@ -54,7 +54,9 @@ class RankSumResult(BaseModel):
     n_a: int
     n_b: int
     ties: bool = Field(description="some value occurs more than once in the pooled runs")
-    resamples: int | None = Field(None, description="permutations drawn (method permutation)")
+    resamples: int | None = Field(
+        default=None, description="permutations drawn (method permutation)"
+    )
 
 
 class KruskalWallisResult(BaseModel):
@@ -140,9 +142,14 @@ def rank_sum_test(
     ties = bool(np.any(sizes > 1))
     doubled_sum_a = int(doubled[inverse[: xa.size]].sum())
     u = doubled_sum_a / 2 - xa.size * (xa.size + 1) / 2
-    result = {"u": u, "n_a": xa.size, "n_b": xb.size, "ties": ties}
+
+    def result(p: float, method: TestMethod, resamples: int | None = None) -> RankSumResult:
+        return RankSumResult(
+            u=u, p=p, method=method, n_a=xa.size, n_b=xb.size, ties=ties, resamples=resamples
+        )
+
     if sizes.size == 1:
-        return RankSumResult(p=1.0, method="exact", **result)
+        return result(1.0, "exact")
     n = pooled.size
     # The doubled rank sum of a group of size k has mean k (n + 1); test on the smaller group.
     small = min(xa.size, xb.size)
@@ -153,24 +160,24 @@ def rank_sum_test(
 
         # Without ties the null distribution is symmetric and scipy's exact p is ours.
         p = float(scipy_stats.mannwhitneyu(xa, xb, method="exact").pvalue)
-        return RankSumResult(p=p, method="exact", **result)
+        return result(p, "exact")
     if n <= EXACT_MAX_RUNS:
         probabilities = _subset_sum_distribution(sizes, doubled, small)
         totals = np.arange(probabilities.size)
         extreme = np.abs(totals - centre) >= abs(observed - centre)
         p = float(min(1.0, probabilities[extreme].sum()))
-        return RankSumResult(p=p, method="exact", **result)
+        return result(p, "exact")
     if sizes.size <= PERMUTATION_MAX_DISTINCT:
         rng = np.random.default_rng(seed)
         counts = rng.multivariate_hypergeometric(sizes, small, size=resamples, method="marginals")
         totals = counts @ doubled
         hits = int(np.count_nonzero(np.abs(totals - centre) >= abs(observed - centre)))
         p = (1 + hits) / (1 + resamples)
-        return RankSumResult(p=p, method="permutation", resamples=resamples, **result)
+        return result(p, "permutation", resamples)
     from scipy import stats as scipy_stats  # here: importing scipy costs over half a second
 
     p = float(scipy_stats.mannwhitneyu(xa, xb, method="asymptotic").pvalue)
-    return RankSumResult(p=p, method="asymptotic", **result)
+    return result(p, "asymptotic")
 
 
 def _kruskal_h(rank_sums: np.ndarray, sizes: np.ndarray, n: int, tie_factor: float) -> np.ndarray:
@@ -200,10 +207,17 @@ def kruskal_wallis(
     n = pooled.size
     inverse, sizes, doubled = _tie_blocks(pooled)
     ties = bool(np.any(sizes > 1))
-    base = {"groups": len(arrays), "n": n, "ties": ties}
+
+    def result(
+        h: float, p: float, method: TestMethod, resamples: int | None = None
+    ) -> KruskalWallisResult:
+        return KruskalWallisResult(
+            h=h, p=p, method=method, groups=len(arrays), n=n, ties=ties, resamples=resamples
+        )
+
     tie_factor = 1 - float((sizes**3 - sizes).sum()) / (n**3 - n)
     if tie_factor == 0:
-        return KruskalWallisResult(h=0.0, p=1.0, method="exact", **base)
+        return result(0.0, 1.0, "exact")
     ranks = doubled[inverse] / 2
     ends = np.cumsum(group_sizes).astype(int)
     observed_sums = np.add.reduceat(ranks, np.r_[0, ends[:-1]])
@@ -223,11 +237,11 @@ def kruskal_wallis(
             hits += int(np.count_nonzero(_kruskal_h(sums, group_sizes, n, tie_factor) >= h - 1e-9))
             done += rows
         p = (1 + hits) / (1 + resamples)
-        return KruskalWallisResult(h=h, p=p, method="permutation", resamples=resamples, **base)
+        return result(h, p, "permutation", resamples)
     from scipy import stats as scipy_stats  # here: importing scipy costs over half a second
 
     p = float(scipy_stats.chi2.sf(h, len(arrays) - 1))
-    return KruskalWallisResult(h=h, p=p, method="asymptotic", **base)
+    return result(h, p, "asymptotic")
 
 
 def signed_rank_test(
@@ -258,16 +272,21 @@ def signed_rank_test(
     zero_half = float(doubled[signs == 0].sum()) / 4 if zero_method == "zsplit" else 0.0
     r_plus = float(doubled[signs > 0].sum()) / 2 + zero_half
     r_minus = float(doubled[signs < 0].sum()) / 2 + zero_half
-    base = {
-        "r_plus": r_plus,
-        "statistic": min(r_plus, r_minus),
-        "n_pairs": xa.size,
-        "n_nonzero": int(np.count_nonzero(nonzero)),
-        "zero_method": zero_method,
-        "ties": ties,
-    }
+
+    def result(p: float, method: TestMethod) -> SignedRankResult:
+        return SignedRankResult(
+            statistic=min(r_plus, r_minus),
+            r_plus=r_plus,
+            p=p,
+            method=method,
+            n_pairs=xa.size,
+            n_nonzero=int(np.count_nonzero(nonzero)),
+            zero_method=zero_method,
+            ties=ties,
+        )
+
     if not np.any(nonzero):
-        return SignedRankResult(p=1.0, method="exact", **base)
+        return result(1.0, "exact")
     flipped = doubled[signs != 0].astype(int)
     if flipped.size <= SIGNED_RANK_EXACT_MAX_PAIRS:
         # Each non-zero difference adds its doubled rank to the positive side with chance 1/2.
@@ -281,8 +300,8 @@ def signed_rank_test(
         sums = np.arange(total + 1)
         extreme = np.abs(2 * sums - total) >= abs(2 * observed - total)
         p = float(min(1.0, distribution[extreme].sum()))
-        return SignedRankResult(p=p, method="exact", **base)
+        return result(p, "exact")
     from scipy import stats as scipy_stats  # here: importing scipy costs over half a second
 
     p = float(scipy_stats.wilcoxon(xa, xb, zero_method=zero_method, method="asymptotic").pvalue)
-    return SignedRankResult(p=p, method="asymptotic", **base)
+    return result(p, "asymptotic")
