@@ -1,0 +1,134 @@
+"""Attacks on the harness through what the agent leaves in its workspace (issue 10).
+
+* Runs cannot touch each other: an agent that overwrites its clone's objects (with garbage,
+  or with valid objects of other content) changes nothing for a later run, because no run
+  shares an inode with the source cache (on the old code the clone hard-linked it).
+* A 200 MB file does not end up in `workspace.diff`: it is listed as cut, and the harness
+  never reads it (its memory is measured in benchmarks/bench_big_output.py).
+* `--scylla-keep-workspace` keeps a redacted copy: `env > env.txt` keeps no API key, a link
+  to /etc/shadow stays a link, a FIFO is left out.
+* A symlink out of a shipped repository is a collection error naming the link.
+
+End to end through `--agent command`, with the local and the Docker sandbox (skipped with a
+reason when no engine answers, a failure in CI), as in test_attacks_git.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from experiment_factory import write_experiment
+from test_attacks_git import DO_THE_TASK, SANDBOXES, assert_graded, run_dirs, run_session
+
+# Run 1 ruins the objects of its clone; run 2 shows the README it started from.
+POISON_GARBAGE = (
+    "find .git/objects -type f -exec sh -c 'chmod u+w \"$1\"; printf garbage > \"$1\"' _ {} ';'"
+)
+# Valid zlib, valid object header, other content: git reads it without a complaint.
+POISON_VALID = r"""python3 -c '
+import os, subprocess, zlib
+for line in subprocess.check_output(["git", "ls-tree", "-r", "HEAD"]).decode().splitlines():
+    oid = line.split()[2]
+    path = os.path.join(".git", "objects", oid[:2], oid[2:])
+    if os.path.exists(path):
+        body = b"planted by run 1\n"
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as handle:  # in place: the same inode
+            handle.truncate(0)
+            handle.write(zlib.compress(b"blob %d\0" % len(body) + body))
+'"""
+
+
+@pytest.mark.parametrize("sandbox", SANDBOXES)
+@pytest.mark.parametrize("poison", ["garbage", "valid-but-different"])
+def test_an_agent_overwriting_its_objects_does_not_touch_a_later_run(
+    tmp_path: Path, poison: str, sandbox: str
+) -> None:
+    attack = POISON_GARBAGE if poison == "garbage" else POISON_VALID
+    script = f"cat README.md > seen.txt; {attack}; {DO_THE_TASK}"
+    results, output = run_session(tmp_path, script, sandbox=sandbox, runs=2)
+
+    runs = run_dirs(results)
+    assert [path.name for path in runs] == ["run-01", "run-02"], output[-3000:]
+    for run_dir in runs:
+        assert_graded(run_dir, output)
+        diff = (run_dir / "workspace.diff").read_text()
+        assert "+++ b/seen.txt\n@@ -0,0 +1 @@\n+start\n" in diff, diff
+
+
+SECRET = "sk-ant-api03-kept-workspace-secret-0123456789"
+LEAVE_A_MESS = " ; ".join(
+    [
+        "truncate -s 200M big.bin",  # sparse: costs the agent nothing, 200 MB to the reader
+        "env > env.txt",
+        "ln -s /etc/shadow notes.txt",
+        "mkfifo pipe",
+        DO_THE_TASK,
+    ]
+)
+
+
+@pytest.fixture(scope="module", params=SANDBOXES)
+def messy_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One kept run whose agent leaves a big file, its environment, a link and a FIFO."""
+    tmp_path = tmp_path_factory.mktemp(f"messy-{request.param}")
+    results, output = run_session(
+        tmp_path,
+        LEAVE_A_MESS,
+        sandbox=request.param,
+        extra=("--scylla-keep-workspace",),
+        env={"ANTHROPIC_API_KEY": SECRET},
+    )
+    [run_dir] = run_dirs(results)
+    assert_graded(run_dir, output)
+    return run_dir
+
+
+def test_a_200_mb_file_is_listed_as_cut_not_put_in_the_diff(messy_run: Path) -> None:
+    diff = messy_run / "workspace.diff"
+    assert diff.stat().st_size < 64 * 1024
+    text = diff.read_text()
+    assert text.startswith(
+        "# scylla: big.bin (209715200 bytes) not shown: over the 1048576-byte limit per file\n"
+    )
+    assert "# scylla: not files, left out: pipe\n" in text
+    assert "+++ b/done.txt" in text
+    record = json.loads((messy_run / "run_result.json").read_text())
+    assert "big.bin" in record["workspace"]["files"]
+
+
+def test_a_kept_workspace_is_redacted_and_keeps_links_as_links(messy_run: Path) -> None:
+    kept = messy_run / "workspace"
+    environment = (kept / "env.txt").read_text()
+    assert "ANTHROPIC_API_KEY=[REDACTED]" in environment
+    assert SECRET not in environment
+    assert os.path.islink(kept / "notes.txt")
+    assert os.readlink(kept / "notes.txt") == "/etc/shadow"
+    assert not (kept / "pipe").exists() and not (kept / ".git").exists()
+    assert not (kept / "big.bin").exists()  # over the kept workspace's limit per file
+    manifest = json.loads((messy_run / "kept_workspace.json").read_text())
+    left_out = {entry["path"]: entry["reason"] for entry in manifest["left_out"]}
+    assert set(left_out) == {".git", "big.bin", "pipe"}
+    assert (kept / "done.txt").read_text() == "ok\n"
+    for path in messy_run.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [("repo/passwd", "/etc/passwd"), ("repo/lib/up", "../../../.."), ("expected/hint", "/root")],
+)
+def test_a_fixture_symlink_leading_out_is_a_collection_error(
+    pytester: pytest.Pytester, link: str, target: str
+) -> None:
+    experiment = write_experiment(pytester.path, "exp-link")
+    (experiment / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, experiment / link)
+    result = pytester.runpytest(str(experiment / "test.yaml"), "--collect-only", "-q")
+    assert result.ret != 0
+    where = "the shipped repository" if link.startswith("repo/") else "the experiment directory"
+    result.stdout.fnmatch_lines([f"*test.yaml: *symlink '{link}' -> '{target}' leaves {where}*"])
