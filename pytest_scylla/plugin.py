@@ -23,8 +23,18 @@ from pytest_scylla.controller import (
     ResultsCollector,
     preflight,
 )
+from pytest_scylla.recovery import (
+    SNAPSHOT_MARKER,
+    ResultsFolder,
+    is_results_folder,
+    results_root_of,
+    settings_from_records,
+    targeted_folders,
+)
 from pytest_scylla.session import ScyllaSession
-from pytest_scylla.settings import add_options, read_settings
+from pytest_scylla.session_plan import SessionPlan, can_rejudge, run_label
+from pytest_scylla.settings import ScyllaSettings, add_options, explicit_options, read_settings
+from pytest_scylla.settings_check import PlannedRun, read_planned
 from pytest_scylla.spec.experiment import TIER_IDS
 from pytest_scylla.testing.fixtures import fake_api  # noqa: F401  (a fixture for users' tests)
 
@@ -50,12 +60,31 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = read_settings(config)
     except ValueError as error:
         raise pytest.UsageError(f"pytest-scylla: {error}") from None
+    settings = _recovery_settings(config, settings)
+    if settings.status:
+        config.option.dist = "no"  # a status runs nothing: no workers to start
     config.stash[SESSION_KEY] = ScyllaSession(config=config, settings=settings)
     config.pluginmanager.register(CollectionErrorPolicy(config), "scylla-collection-errors")
     if is_controller(config):
         # Before xdist starts its workers: they inherit the environment set up here.
         preflight(config, settings)
+        config.pluginmanager.register(SessionPlan(config, settings), "scylla-plan")
         config.pluginmanager.register(ResultsCollector(config, settings), "scylla-results")
+
+
+def _recovery_settings(config: pytest.Config, settings: ScyllaSettings) -> ScyllaSettings:
+    """Regenerate, rejudge and status may be given a results folder instead of experiments;
+    regenerate and rejudge take their settings from the records (every process alike)."""
+    if not (settings.regenerate or settings.rejudge or settings.status):
+        return settings
+    root = results_root_of(config.args)
+    if root is not None:
+        settings = settings.model_copy(update={"results_dir": root})
+    # A status of a results folder shows a resume under the records' own settings.
+    if settings.regenerate or settings.rejudge or root is not None:
+        folders = targeted_folders(config.args, settings.results_dir)
+        settings = settings_from_records(settings, explicit_options(config), folders)
+    return settings
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -64,6 +93,20 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     the experiment file."""
     if collection_path.is_dir() and (collection_path.parent / EXPERIMENT_FILE).is_file():
         return True
+    # A results folder's run trees and its saved experiment are read by ResultsFolder; the
+    # saved test.yaml is never an experiment to run.
+    if collection_path.is_dir() and (
+        is_results_folder(collection_path.parent)
+        or (collection_path / SNAPSHOT_MARKER).is_file()
+    ):
+        return True
+    return None
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    settings = scylla_session(parent.config).settings
+    if (settings.regenerate or settings.rejudge or settings.status) and is_results_folder(path):
+        return ResultsFolder.from_parent(parent, path=path)
     return None
 
 
@@ -96,6 +139,50 @@ class CollectionErrorPolicy:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _keep_max_subtests(config, items)
+    _keep_rejudgeable(config, items)
+
+
+def _keep_rejudgeable(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A rejudge never starts an agent: a run with no finished agent output is left out."""
+    settings = scylla_session(config).settings
+    if settings.regenerate and not settings.status:
+        # Regenerate rebuilds from records: a run with none has nothing to rebuild.
+        unrecorded = [
+            item
+            for item in items
+            if isinstance(item, RunItem)
+            and not PlannedRun(item.experiment, item.subtest, item.run_number)
+            .record_path(settings.results_dir)
+            .is_file()
+        ]
+        if unrecorded:
+            config.hook.pytest_deselected(items=unrecorded)
+            left = set(map(id, unrecorded))
+            items[:] = [item for item in items if id(item) not in left]
+        return
+    if not settings.rejudge or settings.status:
+        return
+    runs = [item for item in items if isinstance(item, RunItem)]
+    planned = read_planned(
+        [PlannedRun(item.experiment, item.subtest, item.run_number) for item in runs],
+        settings.results_dir,
+    )
+    left_out = {
+        id(item): run
+        for item, (run, summary) in zip(runs, planned, strict=True)
+        if not can_rejudge(summary)
+    }
+    if not left_out:
+        return
+    plan = config.pluginmanager.get_plugin("scylla-plan")
+    if isinstance(plan, SessionPlan):
+        plan.not_judged = sorted(run_label(run) for run in left_out.values())
+    config.hook.pytest_deselected(items=[item for item in items if id(item) in left_out])
+    items[:] = [item for item in items if id(item) not in left_out]
+
+
+def _keep_max_subtests(config: pytest.Config, items: list[pytest.Item]) -> None:
     limit = scylla_session(config).settings.max_subtests
     if limit is None:
         return

@@ -60,10 +60,6 @@ class SessionPlan:
             return
         if conflict is not None:
             raise pytest.UsageError(conflict.message(self.settings.results_dir))
-        if self.settings.rejudge:
-            self.not_judged = sorted(
-                run_label(run) for run, summary in planned if not can_rejudge(summary)
-            )
         for run, _summary in planned:
             self._snapshot(run.experiment.test_file, run.experiment.spec)
 
