@@ -7,7 +7,8 @@ median of N; and versus a bare container (create, start, exec `true`, remove: no
 mounts, lease, read-only root or disk guard), which tells the sandbox's own cost apart from
 the engine's (the engine's part grows with the machine's load). Builds: ensure_images() when cached, and with --cold a forced rebuild of
 both images (what a machine without images pays; about a minute). Target: overhead at
-most 1.5 s per run.
+most 1.5 s per run. Disk guard: one walk of a generated tree of 20k files (what a run pays
+every few seconds while its process runs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from pytest_scylla.sandbox.base import RunDirs
+from pytest_scylla.sandbox.disk_guard import disk_usage
 from pytest_scylla.sandbox.docker import DockerSandboxFactory, DockerSettings
 from pytest_scylla.sandbox.docker_image import ensure_images
 
@@ -74,6 +76,20 @@ def bench_bare_container(n: int) -> list[float]:
     return samples
 
 
+def bench_disk_walk(files: int = 20_000) -> tuple[float, int]:
+    """Seconds of one disk_usage walk over a tree of that many small files, and entries."""
+    with tempfile.TemporaryDirectory(prefix="scylla-bench-walk-") as tmp:
+        root = Path(tmp)
+        for i in range(files):
+            folder = root / f"d{i // 500}"
+            folder.mkdir(exist_ok=True)
+            (folder / f"f{i}").write_bytes(b"x" * 100)
+        disk_usage([root])  # warm the dentry cache, as repeated walks find it
+        started = time.monotonic()
+        usage = disk_usage([root])
+        return time.monotonic() - started, usage.entries
+
+
 def bench_local_run(n: int) -> list[float]:
     samples = []
     for _ in range(n):
@@ -117,6 +133,10 @@ def main() -> int:
     print(f"local subprocess(true),     N={args.n}: median {_median_s(local_s)}")
     own = statistics.median(docker_s) - statistics.median(bare_s)
     print(f"sandbox's own cost over a bare container: {own:.3f}s")
+    walk_s, entries = bench_disk_walk()
+    print(
+        f"disk guard walk: {entries} entries in {walk_s:.3f}s ({walk_s / entries * 1e6:.1f} us each)"
+    )
     verdict = "ok" if overhead <= TARGET_OVERHEAD_S else "OVER TARGET"
     print(f"overhead per run: {overhead:.3f}s (target <= {TARGET_OVERHEAD_S}s: {verdict})")
     return 0 if overhead <= TARGET_OVERHEAD_S else 2
