@@ -43,8 +43,10 @@ RUNNER_IMAGE = f"{RUNNER_REPO}:{RUNNER_TAG}"
 
 SUITE = "bookworm"
 VARIANT = "minbase"
-# tini is PID 1 of every sandbox container (reaps the exec'd process trees' orphans);
 # procps gives the agent ps/kill/pkill, which coding agents use to manage their processes.
+# tini was PID 1 of the containers until docker/scylla-init.py took over (kill(-1) spares
+# only PID 1, so PID 1 must be the process that stays); it is kept only so that changing
+# this list does not force every machine to rebuild its base.
 INCLUDE = ("python3", "python-is-python3", "git", "ca-certificates", "tini", "procps")
 # Bump when the base recipe changes in a way INCLUDE/SUITE/VARIANT do not show.
 BASE_RECIPE_VERSION = "1"
