@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_scylla.sandbox import disk_guard
 from pytest_scylla.sandbox.disk_guard import DiskGuard, disk_usage, parse_size
 
 
@@ -77,3 +78,13 @@ def test_guard_counts_too_many_files_as_exceeded(tmp_path: Path) -> None:
     ) as guard:
         assert exceeded.wait(5)
     assert guard.last is not None and guard.last.truncated
+
+
+def test_a_set_stop_ends_the_walk_early(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk_guard, "STOP_CHECK_EVERY", 8)
+    for i in range(50):
+        (tmp_path / str(i)).touch()
+    stop = threading.Event()
+    stop.set()
+    assert disk_usage([tmp_path], stop=stop).entries == 8
+    assert disk_usage([tmp_path]).entries == 50

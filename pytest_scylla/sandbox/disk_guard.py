@@ -30,6 +30,7 @@ MAX_ENTRIES = 2_000_000
 # The guard sleeps at least this many times as long as its last walk took (<= ~10% of a core;
 # a walk costs ~40 us per entry on a busy machine, so 100k files are checked every ~35 s).
 IDLE_FACTOR = 9.0
+STOP_CHECK_EVERY = 4096  # entries between two looks at the stop event
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.I)
 _UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -54,8 +55,13 @@ class DiskUsage:
     truncated: bool  # stopped at max_entries: the tree has at least that many entries
 
 
-def disk_usage(roots: Iterable[Path], max_entries: int = MAX_ENTRIES) -> DiskUsage:
-    """Allocated bytes under roots (the roots included), without following symlinks."""
+def disk_usage(
+    roots: Iterable[Path], max_entries: int = MAX_ENTRIES, stop: threading.Event | None = None
+) -> DiskUsage:
+    """Allocated bytes under roots (the roots included), without following symlinks.
+
+    A set ``stop`` ends the walk early (what was counted so far is returned).
+    """
     total = 0
     entries = 0
     seen: set[tuple[int, int]] = set()
@@ -76,6 +82,8 @@ def disk_usage(roots: Iterable[Path], max_entries: int = MAX_ENTRIES) -> DiskUsa
                 entries += 1
                 if entries > max_entries:
                     return DiskUsage(total, entries, truncated=True)
+                if stop is not None and entries % STOP_CHECK_EVERY == 0 and stop.is_set():
+                    return DiskUsage(total, entries, truncated=False)
                 try:
                     info = entry.stat(follow_symlinks=False)
                 except OSError:
@@ -144,7 +152,10 @@ class DiskGuard:
         wait_s = self.every_s
         while not self._stop.wait(wait_s):
             started = time.monotonic()
-            usage = disk_usage(self.roots, self.max_entries)
+            # stop: the process ended; its run() must not wait for a long walk.
+            usage = disk_usage(self.roots, self.max_entries, self._stop)
+            if self._stop.is_set():
+                return
             self.last = usage
             if usage.truncated or usage.bytes > self.limit_bytes:
                 self.exceeded = True
