@@ -19,9 +19,16 @@ import pytest
 from experiment_factory import write_experiment
 from process_scan import parent_pid, processes_with, wait_for_processes
 
+from pytest_scylla.agents.base import PROMPT_FILE_NAME, AgentRequest
+from pytest_scylla.agents.claude_code import ClaudeCodeAgent, bundled_claude
 from pytest_scylla.redact import REDACTED
+from pytest_scylla.sandbox.base import RunDirs
+from pytest_scylla.sandbox.local import LocalSandboxFactory
 from pytest_scylla.sandbox.reaper import owner_pid, sweep_stale_work
 from pytest_scylla.session import work_root
+from pytest_scylla.spec.catalogue import ResolvedSubTest
+from pytest_scylla.spec.load_experiment import load_experiment
+from pytest_scylla.spec.subtest import ResourcesSpec, SubTestSpec
 
 SECRET = "sk-ant-leftover-" + "x7" * 12
 START_S = 60  # bound on a session reaching its agent (xdist start-up included)
@@ -199,3 +206,42 @@ def test_owner_pid_reads_the_name_end() -> None:
     assert owner_pid(Path("exp-a-T0-00-empty-01-4242")) == 4242
     assert owner_pid(Path("notes")) is None
     assert owner_pid(Path("exp-0")) is None
+
+
+@pytest.mark.timeout(120)
+def test_claude_code_background_step_does_not_hold_the_run(tmp_path: Path) -> None:
+    """The real CLI keeps running while a Bash step it started in the background lives (seen:
+    until the run's timeout). After its final result event the run ends, as a finished one,
+    and the background step is gone with it."""
+    fake_api = pytest.importorskip("pytest_scylla.testing.fake_api")
+    cli = bundled_claude()
+    if cli is None:
+        pytest.skip("claude-agent-sdk with its bundled CLI is not installed")
+    marker = f"scylla-bg-{uuid.uuid4().hex}"
+    background = fake_api.ToolCall(
+        name="Bash",
+        input={"command": f"sleep 1000; : {marker}", "run_in_background": True},
+    )
+    experiment = load_experiment(write_experiment(tmp_path, "exp-a") / "test.yaml")
+    dirs = RunDirs(tmp_path / "run" / "ws", tmp_path / "run" / "home", tmp_path / "run" / "in")
+    subprocess.run(["git", "init", "-q", str(dirs.workspace)], check=True)
+    dirs.inputs.mkdir(parents=True)
+    (dirs.inputs / PROMPT_FILE_NAME).write_text("Start a server in the background.\n")
+    spec = SubTestSpec(name="empty", resources=ResourcesSpec())
+    with fake_api.FakeMessagesAPI([fake_api.Reply(tool_calls=[background]), "Done."]) as api:
+        request = AgentRequest(
+            experiment=experiment,
+            subtest=ResolvedSubTest("T0", "00-empty", spec, spec.resources, tmp_path / "s.yaml"),
+            model=None,
+            timeout_s=90,
+            dirs=dirs,
+            agent_dir=tmp_path / "results" / "agent",
+            passthrough_env={"ANTHROPIC_API_KEY": SECRET, "ANTHROPIC_BASE_URL": api.base_url},
+        )
+        agent = ClaudeCodeAgent(claude_bin=str(cli), extra_env={"CLAUDE_CODE_MAX_RETRIES": "0"})
+        sandbox = LocalSandboxFactory(kill_grace_s=0.5).open(dirs, {})
+        record = agent.run(request, sandbox)
+    assert record.finished and not record.timed_out, record.error_reason
+    assert record.result_text == "Done."
+    assert record.duration_s is not None and record.duration_s < 45  # not the 90 s timeout
+    assert processes_with(marker, wait_s=GONE_S) == []

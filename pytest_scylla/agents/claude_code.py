@@ -10,6 +10,9 @@ What we learned about the CLI (2.1.x) and rely on here, each pinned by a test:
 * Max turns end with ``subtype: error_max_turns`` and exit code 1: the agent's own end.
 * With ``-p`` and no prompt argument it reads the prompt from stdin, which is how a prompt
   larger than one command-line argument may hold (128 KiB on Linux) gets in.
+* A Bash step started with ``run_in_background`` keeps the CLI running after its final
+  ``result`` event, until the step ends (a server: until the run's timeout). The run ends
+  at that event instead (``is_final_event``, the sandbox's ``stop_when``).
 """
 
 from __future__ import annotations
