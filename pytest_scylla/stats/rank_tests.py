@@ -131,9 +131,9 @@ def rank_sum_test(
 
     For comparing two tiers' per-run scores. Exact up to EXACT_MAX_RUNS pooled runs (scipy's
     exact distribution without ties, else the permutation distribution enumerated over the
-    observed ties); a seeded permutation sample above
-    that when the runs take at most PERMUTATION_MAX_DISTINCT distinct values; scipy's
-    tie-corrected normal approximation otherwise. All values tied gives p = 1.
+    observed ties); above that a seeded permutation sample when the runs take at most
+    PERMUTATION_MAX_DISTINCT distinct values, else scipy's tie-corrected normal
+    approximation. All values tied gives p = 1.
     """
     check_resamples(resamples)
     xa, xb = as_nonempty("a", a), as_nonempty("b", b)
