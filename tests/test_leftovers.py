@@ -131,6 +131,29 @@ def test_killed_session_leaves_no_agent_and_no_raw_secret(
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+def test_plain_sandbox_agent_dies_with_a_killed_session(tmp_path: Path) -> None:
+    """Without bubblewrap the agent process itself still dies with the harness
+    (PR_SET_PDEATHSIG); what it started in other sessions is the documented limit."""
+    marker = f"scylla-plain-{uuid.uuid4().hex}"
+    head, tail = marker.split("-", 1)
+    write_experiment(tmp_path, "exp-a")
+    argv = [
+        *(sys.executable, "-m", "pytest", str(tmp_path / "exp-a")),
+        *("--agent", "command", "--judge-model", "none", "-p", "no:cacheprovider"),
+        *("--results-dir", str(tmp_path / "results"), "--agent-command"),
+        "bash -c " + shlex.quote(f"m={head}; exec -a $m-{tail} sleep 1000"),
+    ]
+    env = {**os.environ, "SCYLLA_LOCAL_ISOLATION": "none"}
+    session = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        assert wait_for_processes(marker, 1, START_S)
+    finally:
+        kill_session(session, signal.SIGKILL)
+    assert processes_with(marker, wait_s=GONE_S) == []
+
+
 def test_killed_xdist_worker_leaves_no_agent(tmp_path: Path) -> None:
     marker = f"scylla-worker-{uuid.uuid4().hex}"
     session = start_session(tmp_path, marker, "-n", "1")

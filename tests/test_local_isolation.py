@@ -173,3 +173,24 @@ def test_setsid_child_is_gone_when_the_run_ends(tmp_path: Path) -> None:
     run_script(layout.sandbox("bwrap"), script, tmp_path)
     assert time.monotonic() - started < 10
     assert processes_with(marker, wait_s=3) == []
+
+
+def test_timeout_takes_the_whole_namespace_down(tmp_path: Path) -> None:
+    marker = f"scylla-timeout-{uuid.uuid4().hex}"
+    head, tail = marker.split("-", 1)
+    layout = Layout(tmp_path)
+    script = (
+        f'm={head}; setsid sh -c "sleep 1000; : $m-{tail}" >/dev/null 2>&1 </dev/null & '
+        f'sh -c "trap \\"\\" TERM; sleep 1000; : $m-{tail}"'
+    )
+    started = time.monotonic()
+    outcome = layout.sandbox("bwrap").run(
+        ["bash", "-c", script],
+        env={"PATH": HOST_PATH},
+        timeout_s=1,
+        stdout_path=tmp_path / "out",
+        stderr_path=tmp_path / "err",
+    )
+    assert outcome.timed_out and outcome.exit_code is None
+    assert time.monotonic() - started < 10
+    assert processes_with(marker, wait_s=3) == []
