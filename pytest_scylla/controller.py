@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,7 @@ EXPERIMENT_FILE_ATTRIBUTE = "scylla_experiment_file"
 FROM_DISK_PROPERTY = "scylla_from_disk"
 
 
-def _targets_experiments(config: pytest.Config) -> bool:
+def targets_experiments(config: pytest.Config) -> bool:
     """Whether this invocation may run experiments (our own test suite must not need keys)."""
     for argument in config.args:
         path = Path(argument.split("::", 1)[0])
@@ -53,6 +54,9 @@ def _targets_experiments(config: pytest.Config) -> bool:
         ):
             return True
     return False
+
+
+_targets_experiments = targets_experiments  # the name preflight uses
 
 
 def _has_credentials() -> bool:
@@ -135,6 +139,7 @@ class ResultsCollector:
         self.judgments_new = 0
         self.judgments_cached = 0
         self.results: dict[str, ExperimentResult] = {}
+        self.notes: list[str] = []  # damaged files and left-out records, for the summary
         self.redactor = Redactor(secrets_from_env())
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -162,31 +167,74 @@ class ResultsCollector:
             config=self.config, record=record, from_disk=from_disk
         )
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        from pytest_scylla.results_layout import newer_schema_records
+
+        newer = newer_schema_records(self.settings.results_dir)
+        if newer:
+            shown = ", ".join(newer[:3]) + (f" and {len(newer) - 3} more" if len(newer) > 3 else "")
+            raise pytest.UsageError(
+                f"pytest-scylla: run records written by a newer pytest-scylla: {shown}; "
+                "upgrade pytest-scylla or choose another --results-dir"
+            )
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_scylla.collect import scylla_session
+
+        # A run interrupted before any report still leaves an experiment to aggregate.
+        for experiment in scylla_session(self.config).experiments.values():
+            if (self.settings.results_dir / experiment.id).is_dir():
+                self.experiment_ids.setdefault(experiment.id, str(experiment.test_file))
+        for experiment_id in sorted(self.experiment_ids):
+            try:
+                self._aggregate(experiment_id)
+            except Exception as error:  # one experiment's results must not sink the others
+                self._warn(
+                    f"{self.settings.results_dir / experiment_id}: aggregates not written "
+                    f"({error.__class__.__name__}: {self.redactor(str(error))})"
+                )
+
+    def _aggregate(self, experiment_id: str) -> None:
         # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
-        from pytest_scylla.aggregate import (
-            aggregate_experiment,
-            load_experiment_records,
-            write_aggregates,
-        )
+        from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
         from pytest_scylla.report.build import report_input
         from pytest_scylla.report.html import render_html
         from pytest_scylla.report.markdown import render_markdown
+        from pytest_scylla.results_layout import (
+            REPORT_FILES,
+            load_experiment_records,
+            rewrite_derived_file,
+        )
 
-        for experiment_id in sorted(self.experiment_ids):
-            experiment_dir = self.settings.results_dir / experiment_id
-            records, damaged = load_experiment_records(experiment_dir)
-            result = aggregate_experiment(experiment_id, records, damaged)
-            write_aggregates(experiment_dir, result)
-            report = report_input(result, self._experiment_name(experiment_id))
-            markdown = self.redactor(render_markdown(report))
-            html = self.redactor(render_html(report))
-            write_text_if_changed(experiment_dir / "report.md", markdown)
-            write_text_if_changed(experiment_dir / "report.html", html)
-            self._write_manifest(experiment_dir, records)
-            self.results[experiment_id] = result
-            self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
+        experiment_dir = self.settings.results_dir / experiment_id
+        loaded = load_experiment_records(experiment_dir)
+        for damaged in loaded.damaged:
+            self._warn(damaged)
+        result = aggregate_experiment(experiment_id, loaded.records, loaded.damaged)
+        for excluded in result.excluded_records:
+            self._warn(f"{experiment_dir / excluded}")
+        for warning in write_aggregates(experiment_dir, result):
+            self._warn(warning)
+        report = report_input(result, self._experiment_name(experiment_id))
+        rendered = {
+            "report.md": self.redactor(render_markdown(report)),
+            "report.html": self.redactor(render_html(report)),
+        }
+        for name in REPORT_FILES:
+            warning = rewrite_derived_file(experiment_dir / name, rendered[name])
+            if warning:
+                self._warn(warning)
+        self._write_manifest(experiment_dir, loaded.records)
+        self.results[experiment_id] = result
+        self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
+
+    def _warn(self, message: str) -> None:
+        """Shown twice on purpose: in pytest's warnings summary and in our own section."""
+        from pytest_scylla.session import ScyllaWarning
+
+        self.notes.append(message)
+        warnings.warn(ScyllaWarning(message), stacklevel=2)
 
     def _experiment_name(self, experiment_id: str) -> str:
         test_file = self.experiment_ids.get(experiment_id)
@@ -221,7 +269,7 @@ class ResultsCollector:
         atomic_write_json(experiment_dir / MANIFEST_FILE, manifest)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.results:
+        if not self.results and not self.notes:
             return
         from pytest_scylla.report.terminal import tier_table
 
@@ -238,10 +286,14 @@ class ResultsCollector:
                 f"  agent cost ${result.agent_cost_usd:.4f}  judge cost ${result.judge_cost_usd:.4f}"
                 f"  results: {self.settings.results_dir / experiment_id}"
             )
-            if result.damaged_records:
+            counts = result.counts
+            if counts.earlier_attempts or counts.replaced_judged_runs:
                 writer.write_line(
-                    f"  damaged run records (not counted): {', '.join(result.damaged_records)}"
+                    f"  earlier attempts kept (their spend counted): {counts.earlier_attempts};"
+                    f" judged runs replaced by --scylla-rerun-failed: {counts.replaced_judged_runs}"
                 )
+        for note in self.notes:
+            writer.write_line(f"warning: {note}")
         writer.write_line(
             f"runs: {self.new_runs} executed, {self.disk_runs} from disk;"
             f" judgments: {self.judgments_new} new, {self.judgments_cached} cached"

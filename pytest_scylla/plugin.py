@@ -22,6 +22,7 @@ from pytest_scylla.controller import (
     RECORD_ATTRIBUTE,
     ResultsCollector,
     preflight,
+    targets_experiments,
 )
 from pytest_scylla.recovery import (
     SNAPSHOT_MARKER,
@@ -35,6 +36,7 @@ from pytest_scylla.session import ScyllaSession
 from pytest_scylla.session_plan import SessionPlan, can_rejudge, run_label
 from pytest_scylla.settings import ScyllaSettings, add_options, explicit_options, read_settings
 from pytest_scylla.settings_check import PlannedRun, read_planned
+from pytest_scylla.signals import InterruptSignals
 from pytest_scylla.spec.experiment import TIER_IDS
 from pytest_scylla.testing.fixtures import fake_api  # noqa: F401  (a fixture for users' tests)
 
@@ -65,6 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "no"  # a status runs nothing: no workers to start
     config.stash[SESSION_KEY] = ScyllaSession(config=config, settings=settings)
     config.pluginmanager.register(CollectionErrorPolicy(config), "scylla-collection-errors")
+    if targets_experiments(config):
+        config.pluginmanager.register(InterruptSignals(), "scylla-signals")
     if is_controller(config):
         # Before xdist starts its workers: they inherit the environment set up here.
         preflight(config, settings)

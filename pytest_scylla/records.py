@@ -2,6 +2,8 @@
 
 Every file is written atomically (temp file in the same folder, fsync, `os.replace`), so a
 killed worker or Ctrl-C leaves either the old file or the new one, never half of one.
+Records are versioned: an older `schema_version` is migrated when read (`migrate`), a newer
+one is refused (`NewerSchema`), since its meaning cannot be guessed.
 """
 
 from __future__ import annotations
@@ -10,15 +12,25 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-SCHEMA_VERSION = 1
+from pytest_scylla.run_settings import RunSettings
+
+SCHEMA_VERSION = 2
 RUN_RECORD_FILE = "run_result.json"
 
 Outcome = Literal["passed", "failed", "error"]
-Stage = Literal["workspace", "sandbox", "agent", "checks", "judge", "score"]
+# Where an error happened; "interrupted" is Ctrl-C or SIGTERM/SIGHUP, "harness" an exception
+# of our own code (its traceback is in the run folder's error.log).
+Stage = Literal[
+    "workspace", "sandbox", "agent", "checks", "judge", "score", "interrupted", "harness"
+]
+# How far a run got: "started" (the agent phase did not finish: a new attempt is needed),
+# "agent-done" (agent output, checks and diff are on disk; judging is left),
+# "judged" (complete: passed or failed).
+RunStage = Literal["started", "agent-done", "judged"]
 
 
 class TokenUsage(BaseModel):
@@ -173,6 +185,26 @@ class StageDurations(BaseModel):
     judge_s: float = 0.0
 
 
+class AttemptRecord(BaseModel):
+    """An earlier execution of the same run, kept when the run was executed again.
+
+    Its files were moved to `files` (relative to the run folder), never deleted.
+    """
+
+    attempt: int  # 1 for the first execution
+    outcome: Outcome
+    stage: RunStage
+    error: RunError | None = None
+    timed_out: bool = False
+    exit_code: int | None = None
+    agent_cost_usd: float = 0.0
+    judge_cost_usd: float = 0.0
+    tokens: TokenUsage = TokenUsage()
+    started_at: str | None = None
+    finished_at: str | None = None
+    files: str  # e.g. "attempts/1"
+
+
 class RunRecord(BaseModel):
     schema_version: int = SCHEMA_VERSION
     experiment_id: str
@@ -197,6 +229,22 @@ class RunRecord(BaseModel):
     durations: StageDurations = StageDurations()
     started_at: str
     finished_at: str
+    stage: RunStage = "judged"
+    attempts: list[AttemptRecord] = Field(default_factory=list)  # earlier executions
+    # A judged run replaced on request (--scylla-rerun-failed): reports flag such runs, since
+    # re-drawing only low scorers biases the statistics.
+    replaced_judged_run: bool = False
+    # Rebuilt from the saved agent output after its record was damaged or missing.
+    rebuilt_from: list[str] = Field(default_factory=list)
+    settings: RunSettings | None = None  # what produced this record (None before version 2)
+
+    @property
+    def timed_out(self) -> bool:
+        return self.agent is not None and self.agent.timed_out
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.agent.exit_code if self.agent else None
 
     @property
     def agent_phase_done(self) -> bool:
@@ -213,12 +261,46 @@ class RunRecord(BaseModel):
 
     @property
     def agent_cost_usd(self) -> float:
+        """This attempt's agent spend (see total_agent_cost_usd for every attempt)."""
         return self.agent.cost_usd or 0.0 if self.agent else 0.0
+
+    @property
+    def total_agent_cost_usd(self) -> float:
+        """Agent spend over every attempt of the run: what the run really cost."""
+        return self.agent_cost_usd + sum(attempt.agent_cost_usd for attempt in self.attempts)
+
+    @property
+    def total_judge_cost_usd(self) -> float:
+        return self.judge_cost_usd + sum(attempt.judge_cost_usd for attempt in self.attempts)
+
+    @property
+    def total_tokens(self) -> int:
+        own = self.agent.tokens.total if self.agent else 0
+        return own + sum(attempt.tokens.total for attempt in self.attempts)
+
+    def as_attempt(self, number: int, files: str) -> AttemptRecord:
+        """This record summarized as an earlier attempt of its run."""
+        return AttemptRecord(
+            attempt=number,
+            outcome=self.outcome,
+            stage=self.stage,
+            error=self.error,
+            timed_out=self.timed_out,
+            exit_code=self.exit_code,
+            agent_cost_usd=self.agent_cost_usd,
+            judge_cost_usd=self.judge_cost_usd,
+            tokens=self.agent.tokens if self.agent else TokenUsage(),
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            files=files,
+        )
 
 
 def run_dir(results_dir: Path, experiment_id: str, tier: str, subtest: str, run: int) -> Path:
-    """The folder of one run's files: `<results>/<experiment>/<tier>/<sub-test>/run-NN`."""
-    return results_dir / experiment_id / tier / subtest / f"run-{run:02d}"
+    """The folder of one run's files (kept for callers; results_layout owns the layout)."""
+    from pytest_scylla.results_layout import run_dir as layout_run_dir
+
+    return layout_run_dir(results_dir, experiment_id, tier, subtest, run)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -240,7 +322,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_text_if_changed(path: Path, text: str) -> bool:
     """Write atomically unless the file already holds exactly this text (keeps mtimes and
     bytes of unchanged results untouched); returns whether it wrote."""
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
+    # Bytes, not text: a file damaged into non-UTF-8 is simply different, not an error.
+    if path.is_file() and path.read_bytes() == text.encode("utf-8"):
         return False
     atomic_write_text(path, text)
     return True
@@ -268,12 +351,58 @@ class DamagedRecord(Exception):
     """A run record exists but cannot be read: reported by name and treated as missing."""
 
 
+class NewerSchema(Exception):
+    """A record written by a newer pytest-scylla: this version cannot know what it means."""
+
+
+def migrate(data: dict[str, Any], path: Path | str) -> dict[str, Any]:
+    """A record's JSON brought to SCHEMA_VERSION; raises NewerSchema for a newer one."""
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int):
+        raise ValueError(f"schema_version {version!r} is not a number")
+    if version > SCHEMA_VERSION:
+        raise NewerSchema(
+            f"{path}: run record schema_version {version} is newer than this pytest-scylla "
+            f"understands ({SCHEMA_VERSION}); upgrade pytest-scylla or use another --results-dir"
+        )
+    if version < 2:
+        # Version 1 had no stage: a judged outcome is complete; an error whose agent phase
+        # finished needs judging only; any other error needs the agent again.
+        data = dict(data)
+        agent = data.get("agent") or {}
+        agent_done = (
+            bool(agent)
+            and agent.get("finished", True)
+            and data.get("checks") is not None
+            and data.get("workspace") is not None
+        )
+        if data.get("outcome") in ("passed", "failed"):
+            data["stage"] = "judged"
+        else:
+            data["stage"] = "agent-done" if agent_done else "started"
+        data["schema_version"] = SCHEMA_VERSION
+    return data
+
+
+def parse_record(raw: bytes, path: Path | str) -> RunRecord:
+    """A record from its file's bytes, migrated; DamagedRecord or NewerSchema otherwise."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        return RunRecord.model_validate(migrate(data, path))
+    except NewerSchema:
+        raise
+    except (ValueError, ValidationError) as error:
+        raise DamagedRecord(f"{path}: damaged run record ({error.__class__.__name__})") from error
+
+
 def load_record(path: Path) -> RunRecord | None:
-    if not path.is_file():
+    """The record at path, None when there is none (see results_layout.load_run_record)."""
+    if not path.exists():
         return None
     try:
-        return RunRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, ValidationError) as error:
-        raise DamagedRecord(
-            f"{path}: damaged run record ({error.__class__.__name__}); running it again"
-        ) from error
+        raw = path.read_bytes()
+    except OSError as error:  # a directory in its place, unreadable
+        raise DamagedRecord(f"{path}: damaged run record ({error.__class__.__name__})") from error
+    return parse_record(raw, path)

@@ -134,7 +134,7 @@ def test_markdown_without_comparisons_or_runs() -> None:
     assert "# Experiment report: x" in text
     assert "commands only (LLM judging off)" in text
     assert "No comparisons" in text and "No sub-tests." in text
-    assert "| T0 | 0 | n/a [0.0%, 100.0%] | n/a |" in text
+    assert "| T0 | 0 | 0 / 0 / 0 / 0 | n/a [0.0%, 100.0%] | n/a |" in text
 
 
 # --- HTML -----------------------------------------------------------------------------------
@@ -282,11 +282,12 @@ def test_terminal_tier_table_cells() -> None:
     ]
     lines = terminal_tier_table(aggregate_experiment("exp", records, []))
     cells = {line.split()[0]: " ".join(line.split()[1:]) for line in lines[2:]}
-    # runs pass fail error | pass rate, CI, mean, median | agent $, judge $, cost/pass, best
+    # runs pass fail timeout error | pass rate, CI, mean, median | agent $, judge $, cost/pass,
+    # best
     low, high = wilson_interval(1, 2)
     assert (
-        cells["T0"] == f"2 1 1 0 0.50 {low:.2f}-{high:.2f} 0.550 0.550 $0.7500 $0.0000 $0.7500 00"
+        cells["T0"] == f"2 1 1 0 0 0.50 {low:.2f}-{high:.2f} 0.550 0.550 $0.7500 $0.0000 $0.7500 00"
     )
     low, high = wilson_interval(0, 1)
-    assert cells["T1"] == f"1 0 1 0 0.00 {low:.2f}-{high:.2f} 0.100 0.100 $0.1250 $0.0000 inf 00"
-    assert cells["T2"] == "1 0 0 1 n/a n/a n/a n/a $0.0000 $0.0000 n/a -"
+    assert cells["T1"] == f"1 0 1 0 0 0.00 {low:.2f}-{high:.2f} 0.100 0.100 $0.1250 $0.0000 inf 00"
+    assert cells["T2"] == "1 0 0 0 1 n/a n/a n/a n/a $0.0000 $0.0000 n/a -"

@@ -119,9 +119,11 @@ def decide(
 ) -> AgentRecord:
     """Turn the parsed output and how the process ended into the run's agent record.
 
-    ``finished`` is False (an infrastructure error: the run is redone on resume) when the
-    CLI timed out, never printed a result, or could not use the API after its own retries.
-    Everything else is the agent's own end, success or not (``is_error`` tells which).
+    ``finished`` is False (an error, redone on resume) only when the stream shows the API
+    failed the agent after the CLI's own retries, or the CLI never started a session (no
+    init event: it refused its options or could not run). A timeout, a non-zero exit or a
+    missing result event after the session started is the agent's own end: the workspace is
+    graded as it stands (``timed_out``, ``exit_code`` and ``error_reason`` say how it ended).
     """
     fields = summary.record_fields()
     reason: str | None = fields.pop("error_reason")
@@ -129,18 +131,21 @@ def decide(
     parsed_version = fields.pop("cli_version")
     finished = True
     if timed_out:
-        finished = False
         limit = f" after {timeout_s:g} s" if timeout_s else ""
         reason = f"timed out{limit}" + ("" if summary.result is None else f" ({reason})")
     elif summary.result is None:
-        finished = False
         detail = tail_line(stderr)
         reason = f"CLI exited with code {exit_code} without a result event" + (
             f": {detail}" if detail else ""
         )
         if summary.api_error_status is not None:
             reason += f" (last API error: HTTP {summary.api_error_status})"
-    elif summary.api_failed:
+    never_started = summary.init is None and summary.result is None and not timed_out
+    if (
+        never_started
+        or summary.api_failed
+        or (summary.result is None and summary.api_error_status is not None)
+    ):
         finished = False
     return AgentRecord(
         agent=agent,

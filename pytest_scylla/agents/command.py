@@ -123,8 +123,8 @@ def run_process_agent(
 ) -> AgentRecord:
     """Run one agent process; save command.json, stdout and stderr; say how it ended.
 
-    A timeout or a process that cannot start is an infrastructure error (``finished``
-    False, redone on resume); a non-zero exit is the agent's own failure.
+    A process that cannot start is an infrastructure error (``finished`` False, redone on
+    resume). A timeout or a non-zero exit is the agent's own end: its workspace is graded.
     """
     try:
         outcome = run_logged(request, sandbox, argv, env)
@@ -147,7 +147,6 @@ def run_process_agent(
         model=request.model,
         exit_code=outcome.exit_code,
         timed_out=outcome.timed_out,
-        finished=not outcome.timed_out,
         is_error=outcome.exit_code != 0 and not outcome.timed_out,
         error_reason=reason,
         duration_s=outcome.duration_s,

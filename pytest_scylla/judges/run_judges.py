@@ -20,7 +20,9 @@ from pytest_scylla.judges.prompt import JudgeInput
 from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import ChecksRecord, ConsensusRecord, JudgeRecord, RunRecord, ScoreRecord
 from pytest_scylla.redact import Redactor
-from pytest_scylla.runner import DIFF_FILE, JudgeRunner, RunPlan, commands_only_result
+from pytest_scylla.results_layout import DIFF_FILE
+from pytest_scylla.run.plan import JudgeRunner, RunPlan
+from pytest_scylla.run.scoring import commands_only_result
 from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pytest_scylla.aggregate import ExperimentResult
-from pytest_scylla.report.model import ReportInput, SubtestReport, TierReport
+from pytest_scylla.aggregate import ExperimentResult, OutcomeCounts
+from pytest_scylla.report.model import ReportInput, RunCounts, SubtestReport, TierReport
 
 TIER_NAMES = {
     "T0": "Prompts",
@@ -24,6 +24,10 @@ def judge_mode_text(result: ExperimentResult) -> str:
     return ", ".join(result.judge_modes)
 
 
+def run_counts(counts: OutcomeCounts) -> RunCounts:
+    return RunCounts.model_validate(counts.model_dump())
+
+
 def report_input(result: ExperimentResult, experiment_name: str = "") -> ReportInput:
     tiers = []
     for tier_id, tier in result.tiers.items():
@@ -32,8 +36,14 @@ def report_input(result: ExperimentResult, experiment_name: str = "") -> ReportI
                 tier_id=tier_id,
                 name=TIER_NAMES.get(tier_id, ""),
                 summary=tier.stats,
+                counts=run_counts(tier.counts),
                 subtests=[
-                    SubtestReport(subtest_id=subtest_id, name=subtest_id, summary=subtest.stats)
+                    SubtestReport(
+                        subtest_id=subtest_id,
+                        name=subtest_id,
+                        summary=subtest.stats,
+                        counts=run_counts(subtest.counts),
+                    )
                     for subtest_id, subtest in tier.subtests.items()
                 ],
                 best_subtest=tier.best_subtest,
@@ -49,4 +59,6 @@ def report_input(result: ExperimentResult, experiment_name: str = "") -> ReportI
         agent_cost_usd=result.agent_cost_usd,
         judge_cost_usd=result.judge_cost_usd,
         generated_at=dt.datetime.now(dt.UTC),
+        counts=run_counts(result.counts),
+        notes=[*result.damaged_records, *result.excluded_records],
     )

@@ -15,7 +15,9 @@ from pytest_scylla.report.tables import (
     INTERVALS_NOTE,
     NO_COMPARISONS,
     NO_SUBTESTS,
+    NOT_COUNTED_TITLE,
     Table,
+    attempts_line,
     comparison_table,
     cost_line,
     subtest_table,
@@ -61,6 +63,11 @@ def render_html(report: ReportInput) -> str:
         f"<li>Judged by: {escape(report.judge_mode)}</li>",
         f"<li>Cost: {escape(cost_line(report))}</li>",
         f"<li>Generated: {escape(report.generated_at.isoformat(timespec='seconds'))}</li>",
+    ]
+    attempts = attempts_line(report)
+    if attempts:
+        body.append(f"<li>Attempts: {escape(attempts)}</li>")
+    body += [
         "</ul>",
         "<h2>Tiers</h2>",
         html_table(tier_table(report)),
@@ -82,6 +89,10 @@ def render_html(report: ReportInput) -> str:
         body.append(f'<p class="note">{escape(explanation)}</p>')
     else:
         body.append(f"<p>{escape(NO_COMPARISONS)}</p>")
+    if report.notes:
+        body.append(f"<h2>{escape(NOT_COUNTED_TITLE)}</h2><ul>")
+        body += [f"<li>{escape(note)}</li>" for note in report.notes]
+        body.append("</ul>")
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

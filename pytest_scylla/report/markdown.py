@@ -8,7 +8,9 @@ from pytest_scylla.report.tables import (
     INTERVALS_NOTE,
     NO_COMPARISONS,
     NO_SUBTESTS,
+    NOT_COUNTED_TITLE,
     Table,
+    attempts_line,
     comparison_table,
     cost_line,
     subtest_table,
@@ -55,6 +57,11 @@ def render_markdown(report: ReportInput) -> str:
         f"- Judged by: {escape_markdown(report.judge_mode)}",
         f"- Cost: {escape_markdown(cost_line(report))}",
         f"- Generated: {report.generated_at.isoformat(timespec='seconds')}",
+    ]
+    attempts = attempts_line(report)
+    if attempts:
+        parts.append(f"- Attempts: {escape_markdown(attempts)}")
+    parts += [
         "",
         "## Tiers",
         "",
@@ -78,4 +85,7 @@ def render_markdown(report: ReportInput) -> str:
         ]
     else:
         parts.append(NO_COMPARISONS)
+    if report.notes:
+        parts += ["", f"## {NOT_COUNTED_TITLE}", ""]
+        parts += [f"- {escape_markdown(note)}" for note in report.notes]
     return "\n".join(parts) + "\n"

@@ -13,12 +13,27 @@ from pydantic import BaseModel, Field
 from pytest_scylla.stats import SummaryStats, TierComparison
 
 
+class RunCounts(BaseModel):
+    """Runs by outcome, shown beside every rate: errors are never silently left out.
+
+    `timed_out` counts judged runs (inside passed + failed) whose agent ran out of time.
+    """
+
+    passed: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    error: int = 0
+    earlier_attempts: int = 0
+    replaced_judged_runs: int = 0
+
+
 class SubtestReport(BaseModel):
     """One sub-test of a tier, summarized over its runs."""
 
     subtest_id: str
     name: str = ""
     summary: SummaryStats
+    counts: RunCounts | None = None  # None: judged runs only, as the summary says
 
 
 class TierReport(BaseModel):
@@ -27,6 +42,7 @@ class TierReport(BaseModel):
     tier_id: str
     name: str = ""
     summary: SummaryStats
+    counts: RunCounts | None = None  # None: judged runs only, as the summary says
     subtests: list[SubtestReport] = Field(default_factory=list)
     best_subtest: str | None = Field(default=None, description="subtest_id of the best sub-test")
     scores: list[float] = Field(default_factory=list, description="per-run scores, for plots")
@@ -44,3 +60,6 @@ class ReportInput(BaseModel):
     agent_cost_usd: float
     judge_cost_usd: float
     generated_at: datetime
+    counts: RunCounts = RunCounts()
+    # Records not counted (damaged, misplaced, other settings), by path and reason.
+    notes: list[str] = Field(default_factory=list)

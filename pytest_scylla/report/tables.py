@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pytest_scylla.report.model import ReportInput, TierReport
+from pytest_scylla.report.model import ReportInput, RunCounts, TierReport
 from pytest_scylla.stats import SummaryStats, TierComparison
 
 NOT_AVAILABLE = "n/a"
@@ -79,6 +79,22 @@ def rate_with_ci(summary: SummaryStats) -> str:
     return f"{fmt_percent(summary.pass_rate)} {fmt_interval(summary.pass_rate_ci, percent=True)}"
 
 
+def run_counts(summary: SummaryStats, counts: RunCounts | None) -> RunCounts:
+    """The counts, or (when a caller built the report without them) the judged runs."""
+    if counts is not None:
+        return counts
+    return RunCounts(passed=summary.passes, failed=summary.n - summary.passes)
+
+
+def fmt_counts(counts: RunCounts) -> str:
+    """Passed / failed / timed out / errors; timed-out runs are among passed and failed."""
+    return f"{counts.passed} / {counts.failed} / {counts.timed_out} / {counts.error}"
+
+
+def fmt_runs(counts: RunCounts) -> str:
+    return str(counts.passed + counts.failed + counts.error)
+
+
 def score_with_ci(summary: SummaryStats) -> str:
     if summary.mean_score is None:
         return NOT_AVAILABLE
@@ -92,6 +108,7 @@ def tier_table(report: ReportInput) -> Table:
     headers = [
         "Tier",
         "Runs",
+        COUNTS_HEADER,
         "Pass rate [95% CI]",
         "Mean score [95% CI]",
         "Median score",
@@ -106,7 +123,8 @@ def tier_table(report: ReportInput) -> Table:
         rows.append(
             [
                 tier_label(tier),
-                str(s.n),
+                fmt_runs(run_counts(s, tier.counts)),
+                fmt_counts(run_counts(s, tier.counts)),
                 rate_with_ci(s),
                 score_with_ci(s),
                 fmt_score(s.median_score),
@@ -123,6 +141,7 @@ def subtest_table(tier: TierReport) -> Table:
     headers = [
         "Sub-test",
         "Runs",
+        COUNTS_HEADER,
         "Pass rate [95% CI]",
         "Mean score [95% CI]",
         "Median score",
@@ -143,7 +162,8 @@ def subtest_table(tier: TierReport) -> Table:
         rows.append(
             [
                 label,
-                str(s.n),
+                fmt_runs(run_counts(s, subtest.counts)),
+                fmt_counts(run_counts(s, subtest.counts)),
                 rate_with_ci(s),
                 score_with_ci(s),
                 fmt_score(s.median_score),
@@ -217,11 +237,30 @@ def cost_line(report: ReportInput) -> str:
     )
 
 
+def attempts_line(report: ReportInput) -> str | None:
+    """Runs executed more than once, or re-drawn on request; None when there were none."""
+    counts = report.counts
+    if not counts.earlier_attempts and not counts.replaced_judged_runs:
+        return None
+    line = f"{counts.earlier_attempts} earlier attempt(s) kept, their spend included in costs"
+    if counts.replaced_judged_runs:
+        line += (
+            f"; {counts.replaced_judged_runs} judged run(s) replaced by --scylla-rerun-failed "
+            "(re-drawing only failed runs biases the pass rate upwards)"
+        )
+    return line
+
+
 # Sentences both reports print as they are.
+COUNTS_HEADER = "Passed / failed / timed out / errors"
 INTERVALS_NOTE = (
+    "Pass rate, scores, pass@k and Cost-of-Pass cover the judged runs: passed and failed, "
+    "timed-out runs included (graded on the workspace they left). Errors (harness or API "
+    "failures) are counted beside them, not scored. "
     "Pass-rate intervals are Wilson 95%; score intervals are 95% bootstrap. "
-    "Cost-of-Pass = mean cost per run / pass rate."
+    "Cost-of-Pass = mean cost per run (every attempt's spend) / pass rate."
 )
+NOT_COUNTED_TITLE = "Not counted"
 NO_SUBTESTS = "No sub-tests."
 NO_COMPARISONS = "No comparisons (fewer than two tiers)."
 

@@ -1,4 +1,8 @@
-"""The tier table printed at the end of a session."""
+"""The tier table printed at the end of a session.
+
+Runs = pass + fail + error; "timeout" counts the judged runs (pass or fail) whose agent ran
+out of time, so the pass rate visibly includes them. Errors stand beside the rate.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ def tier_table(result: ExperimentResult) -> list[str]:
         "runs",
         "pass",
         "fail",
+        "timeout",
         "error",
         "pass rate",
         "95% CI",
@@ -43,8 +48,9 @@ def tier_table(result: ExperimentResult) -> list[str]:
                 str(tier_result.counts.total),
                 str(tier_result.counts.passed),
                 str(tier_result.counts.failed),
+                str(tier_result.counts.timed_out),  # of the judged runs: inside pass + fail
                 str(tier_result.counts.error),
-                _rate(stats.pass_rate),  # None without judged runs
+                _rate(stats.pass_rate),  # over judged runs, timed-out ones included
                 f"{low:.2f}-{high:.2f}" if low is not None and high is not None else NOT_AVAILABLE,
                 fmt_score(stats.mean_score),
                 fmt_score(stats.median_score),

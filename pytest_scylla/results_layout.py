@@ -1,0 +1,215 @@
+"""Where results live, and the one loader that reads run records back.
+
+```
+<results>/<experiment>/<tier>/<sub-test>/run-NN/run_result.json   one run
+                                             run-NN/attempts/<k>/    earlier attempts
+<results>/<experiment>/<tier>/<sub-test>/result.json              aggregates
+```
+The runner, the aggregates and recovery all read records through `load_run_record`, so a
+damaged file, an older schema or a record copied into another run's folder is handled the
+same way everywhere: migrated, or reported by name and not counted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_scylla.records import (
+    RUN_RECORD_FILE,
+    SCHEMA_VERSION,
+    DamagedRecord,
+    RunRecord,
+    atomic_write_text,
+    parse_record,
+)
+
+AGGREGATE_FILE = "result.json"
+REPORT_FILES = ("report.md", "report.html")
+ATTEMPTS_DIR = "attempts"
+ATTEMPT_RECORD_FILE = "record.json"  # not run_result.json: tools that glob for it must not
+AGENT_DIR = "agent"
+CHECKS_FILE = "checks.json"
+DIFF_FILE = "workspace.diff"
+MANIFEST_FILE = "config_manifest.json"
+JUDGES_DIR = "judges"
+ERROR_LOG = "error.log"
+_RUN_FOLDER = re.compile(r"run-(\d+)")
+_SCHEMA_VERSION = re.compile(rb'"schema_version"\s*:\s*(\d+)')
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Which run a folder holds, from its path: what a record inside must say too."""
+
+    experiment_id: str
+    tier: str
+    subtest: str
+    run: int
+
+    @classmethod
+    def of(cls, record: RunRecord) -> RunKey:
+        return cls(record.experiment_id, record.tier, record.subtest, record.run)
+
+    def label(self) -> str:
+        return f"{self.experiment_id} {self.tier}/{self.subtest} run {self.run}"
+
+
+class MisplacedRecord(DamagedRecord):
+    """A record whose content names another run than its folder (copied or moved by hand)."""
+
+
+def run_dir(results_dir: Path, experiment_id: str, tier: str, subtest: str, run: int) -> Path:
+    """The folder of one run's files: `<results>/<experiment>/<tier>/<sub-test>/run-NN`."""
+    return results_dir / experiment_id / tier / subtest / f"run-{run:02d}"
+
+
+def experiment_dir(results_dir: Path, experiment_id: str) -> Path:
+    return results_dir / experiment_id
+
+
+def key_from_path(record_path: Path) -> RunKey | None:
+    """The run a `.../<experiment>/<tier>/<sub-test>/run-NN/run_result.json` path names."""
+    folder = record_path.parent
+    match = _RUN_FOLDER.fullmatch(folder.name)
+    if match is None or len(folder.parents) < 3:
+        return None
+    subtest_dir = folder.parent
+    tier_dir = subtest_dir.parent
+    return RunKey(tier_dir.parent.name, tier_dir.name, subtest_dir.name, int(match.group(1)))
+
+
+def load_run_record(path: Path, expected: RunKey | None = None) -> RunRecord | None:
+    """The record at path (migrated to the current schema), None when there is none.
+
+    Raises DamagedRecord (unreadable, not a record), MisplacedRecord (it names another run
+    than `expected`, by default the run its path names) or NewerSchema.
+    """
+    record = _parse(path)
+    if record is None:
+        return None
+    wanted = expected or key_from_path(path)
+    if wanted is not None and RunKey.of(record) != wanted:
+        raise MisplacedRecord(
+            f"{path}: the record is of {RunKey.of(record).label()}, not of {wanted.label()} "
+            "(copied or moved?); not counted"
+        )
+    return record
+
+
+def _parse(path: Path) -> RunRecord | None:
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        raw = path.read_bytes()
+    except OSError as error:  # a directory in its place, unreadable, a dangling symlink
+        raise DamagedRecord(f"{path}: damaged run record ({error.__class__.__name__})") from error
+    return parse_record(raw, path)
+
+
+def record_paths(experiment_path: Path) -> list[Path]:
+    """Every run record of an experiment's results folder (not the earlier attempts)."""
+    return sorted(experiment_path.glob(f"T*/*/run-*/{RUN_RECORD_FILE}"))
+
+
+@dataclass
+class LoadedRecords:
+    records: list[RunRecord] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # "path: why", not counted
+
+
+def load_experiment_records(experiment_path: Path) -> LoadedRecords:
+    """The experiment's run records; damaged or misplaced ones are named, not counted.
+
+    A newer schema is not a damage to report and skip: NewerSchema propagates.
+    """
+    loaded = LoadedRecords()
+    for path in record_paths(experiment_path):
+        try:
+            record = load_run_record(path)
+        except DamagedRecord as damaged:
+            loaded.damaged.append(str(damaged))
+            continue
+        if record is not None:
+            loaded.records.append(record)
+    return loaded
+
+
+def newer_schema_records(results_dir: Path) -> list[str]:
+    """Records under results_dir written by a newer pytest-scylla, as 'path (version N)'.
+
+    Only the number is read (a regular expression over the bytes, then a real parse of the
+    few that look newer), so scanning a large results folder stays cheap.
+    """
+    found: list[str] = []
+    if not results_dir.is_dir():
+        return found
+    for path in results_dir.glob(f"*/T*/*/run-*/{RUN_RECORD_FILE}"):
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            continue
+        match = _SCHEMA_VERSION.search(raw)
+        if match is None or int(match.group(1)) <= SCHEMA_VERSION:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            found.append(f"{path} (version {version})")
+    return sorted(found)
+
+
+def next_attempt_dir(run_path: Path) -> tuple[int, Path]:
+    """The number and folder of the next earlier-attempt slot under a run folder."""
+    attempts = run_path / ATTEMPTS_DIR
+    taken = [int(p.name) for p in attempts.glob("*") if p.name.isdigit()]
+    number = max(taken, default=0) + 1
+    return number, attempts / str(number)
+
+
+def rewrite_derived_file(path: Path, text: str) -> str | None:
+    """Write an aggregate or report whose content we derive, whatever is in its place.
+
+    Returns a warning naming the file when the old one was damaged (not UTF-8, not JSON for
+    a .json file, a directory or other non-file): it is rebuilt, and a non-file is moved
+    aside (`<name>.damaged-<time>`) rather than deleted. Unchanged files are not touched.
+    """
+    warning = None
+    if path.exists() or path.is_symlink():
+        if path.is_file() and not path.is_symlink():
+            raw = path.read_bytes()
+            if raw == text.encode("utf-8"):
+                return None
+            problem = _damage(raw, json_expected=path.suffix == ".json")
+            if problem:
+                warning = f"{path}: damaged ({problem}); rebuilt"
+        else:
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            aside = path.with_name(f"{path.name}.damaged-{stamp}")
+            counter = 1
+            while aside.exists():
+                aside = path.with_name(f"{path.name}.damaged-{stamp}-{counter}")
+                counter += 1
+            path.rename(aside)
+            warning = f"{path}: damaged (not a regular file); moved to {aside.name} and rebuilt"
+    atomic_write_text(path, text)
+    return warning
+
+
+def _damage(raw: bytes, *, json_expected: bool) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if json_expected:
+        try:
+            json.loads(text)
+        except ValueError:
+            return "invalid JSON"
+    return None

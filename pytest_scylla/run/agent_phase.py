@@ -1,0 +1,147 @@
+"""The agent phase of a run: workspace, baseline checks, agent, after-checks, diff.
+
+What the agent does is graded, never an error: a timeout, a non-zero exit or an empty
+workspace go on to the checks and the judges like any other run. Only a harness or API
+failure (`AgentRecord.finished` False) skips the checks: nothing meaningful was produced.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pytest_scylla.agents.base import PROMPT_FILE_NAME, AgentRequest, base_env
+from pytest_scylla.harness_git import summarize_changes
+from pytest_scylla.judges.checks import run_pipeline, run_rubric_commands
+from pytest_scylla.kept_workspace import keep_workspace
+from pytest_scylla.records import (
+    ChecksRecord,
+    RunRecord,
+    WorkspaceRecord,
+    atomic_write_json,
+    atomic_write_text,
+)
+from pytest_scylla.results_layout import AGENT_DIR, CHECKS_FILE, DIFF_FILE, MANIFEST_FILE
+from pytest_scylla.run.plan import RunPlan
+from pytest_scylla.run.services import SessionServices
+from pytest_scylla.sandbox.base import RunDirs
+from pytest_scylla.settings import DEFAULT_RUN_TIMEOUT_S
+from pytest_scylla.workspace import (
+    clone_workspace,
+    materialize,
+    prepare_harness_repository,
+    remove_tree,
+)
+
+PASSTHROUGH_ENV = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_MAX_RETRIES",  # the CLI's own API retry budget (default 10, minutes of backoff)
+)
+
+
+def run_agent_phase(
+    services: SessionServices, plan: RunPlan, run_dir: Path, record: RunRecord
+) -> None:
+    """Fill record.agent, .checks, .workspace and .config_manifest_sha256; save the files.
+
+    Sets record.stage to "agent-done" when the agent produced a gradeable workspace.
+    Raises WorkspaceError, SandboxError or OSError for harness failures.
+    """
+    settings = services.settings
+    experiment = plan.experiment
+    work = (
+        Path(os.path.realpath(services.work_root))
+        / f"{experiment.id}-{plan.subtest.tier}-{plan.subtest.id}-{plan.run_number:02d}-{os.getpid()}"
+    )
+    remove_tree(work)
+    dirs = RunDirs(workspace=work / "workspace", home=work / "home", inputs=work / "inputs")
+    dirs.inputs.mkdir(parents=True, exist_ok=True)  # the prompt goes in before the sandbox opens
+    started = time.monotonic()
+    try:
+        repository, commit, start_date = services.source_cache.repository(experiment)
+        clone_workspace(repository, commit, dirs.workspace)
+        manifest = materialize(
+            dirs.workspace, plan.subtest, experiment.catalogue, start_date=start_date
+        )
+        harness_repository = prepare_harness_repository(dirs.workspace, repository, work)
+        base_commit = harness_repository.base_commit
+        atomic_write_json(run_dir / MANIFEST_FILE, manifest)
+        record.config_manifest_sha256 = manifest.sha256()
+        (dirs.inputs / PROMPT_FILE_NAME).write_text(experiment.prompt, encoding="utf-8")
+        request = AgentRequest(
+            experiment=experiment,
+            subtest=plan.subtest,
+            model=settings.model,
+            timeout_s=experiment.timeout_seconds(settings.run_timeout, DEFAULT_RUN_TIMEOUT_S),
+            dirs=dirs,
+            agent_dir=run_dir / AGENT_DIR,
+            passthrough_env={
+                name: os.environ[name] for name in PASSTHROUGH_ENV if os.environ.get(name)
+            },
+            redactor=services.redactor,
+        )
+        request.agent_dir.mkdir(parents=True, exist_ok=True)
+        services.agent.prepare_inputs(request)
+        record.durations.workspace_s = round(time.monotonic() - started, 3)
+        sandbox = services.sandbox_factory.open(
+            dirs,
+            {"scylla.run": plan.node_id, "scylla.session": services.session_id},
+        )
+        try:
+            check_env = {
+                **base_env(sandbox, os.environ.get("PATH")),
+                # Checks may compare with where the run started; git must not refuse a
+                # workspace another uid (the container's agent) owns.
+                "SCYLLA_START_COMMIT": commit,
+                "SCYLLA_BASE_COMMIT": base_commit,
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "safe.directory",
+                "GIT_CONFIG_VALUE_0": "*",
+            }
+            checks = ChecksRecord()
+            phase_started = time.monotonic()
+            checks.baseline_from, checks.baseline = services.baselines.get_or_run(
+                base_commit,
+                experiment,
+                plan.node_id,
+                lambda: run_pipeline(
+                    sandbox, experiment.spec.checks, env=check_env, redactor=services.redactor
+                ),
+            )
+            checks_s = time.monotonic() - phase_started
+            phase_started = time.monotonic()
+            record.agent = services.agent.run(request, sandbox)
+            record.durations.agent_s = round(time.monotonic() - phase_started, 3)
+            if not record.agent.finished:
+                return  # a harness or API failure: no workspace worth grading
+            phase_started = time.monotonic()
+            checks.after = run_pipeline(
+                sandbox, experiment.spec.checks, env=check_env, redactor=services.redactor
+            )
+            checks.rubric_commands = run_rubric_commands(
+                sandbox, experiment.normalized_rubric, env=check_env, redactor=services.redactor
+            )
+            record.durations.checks_s = round(checks_s + time.monotonic() - phase_started, 3)
+        finally:
+            sandbox.close()
+        changes = summarize_changes(dirs.workspace, harness_repository)
+        atomic_write_text(run_dir / DIFF_FILE, services.redactor(changes.diff))
+        atomic_write_json(run_dir / CHECKS_FILE, checks)
+        record.checks = checks
+        record.workspace = WorkspaceRecord(
+            files=changes.files,
+            files_changed=changes.files_changed,
+            insertions=changes.insertions,
+            deletions=changes.deletions,
+        )
+        record.stage = "agent-done"
+    finally:
+        if settings.keep_workspace and dirs.workspace.exists():
+            kept = run_dir / "workspace"
+            remove_tree(kept)
+            keep_workspace(dirs.workspace, kept, services.redactor)
+        remove_tree(work)

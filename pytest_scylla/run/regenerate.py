@@ -1,0 +1,73 @@
+"""`--scylla-regenerate` for one run: no agent, no judge, no network.
+
+The agent record is re-read from the saved stream, and the score and consensus are rebuilt
+from the judgments already in the record, in the run's own judging mode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_scylla.records import (
+    RUN_RECORD_FILE,
+    AgentRecord,
+    RunError,
+    RunRecord,
+    dump_record,
+    write_text_if_changed,
+)
+from pytest_scylla.results_layout import AGENT_DIR
+from pytest_scylla.run.judge_phase import finalize_outcome
+from pytest_scylla.run.plan import RunOutcome, RunPlan
+from pytest_scylla.run.scoring import commands_only_result
+from pytest_scylla.run.services import SessionServices
+
+
+def regenerate(
+    services: SessionServices,
+    plan: RunPlan,
+    existing: RunRecord | None,
+    run_path: Path,
+    notes: list[str],
+) -> RunOutcome:
+    if existing is None:
+        return RunOutcome(None, from_disk=True, notes=notes)
+    record = existing.model_copy(deep=True)
+    agent_dir = run_path / AGENT_DIR
+    if record.agent is not None and agent_dir.is_dir():
+        record.agent = _reparse_agent(services, agent_dir, record.agent)
+    if record.stage in ("agent-done", "judged"):
+        record.error = None
+        if record.judge_mode == "commands-only":
+            record.result = commands_only_result(
+                plan.experiment, record, services.settings.pass_threshold
+            )
+        elif services.judge_runner is not None:
+            record.result, record.consensus = services.judge_runner.rescore(plan, record)
+        if record.result is None:
+            record.error = RunError(stage="judge", message="no judge succeeded")
+        elif record.settings is not None:
+            # A --pass-threshold given to regenerate re-decides the run: its settings say so,
+            # and a later resume compares against that threshold.
+            record.settings = record.settings.model_copy(
+                update={
+                    "pass_threshold": record.result.pass_threshold,
+                    "pass_threshold_source": "command-line"
+                    if services.settings.pass_threshold is not None
+                    else record.settings.pass_threshold_source,
+                }
+            )
+    finalize_outcome(record)
+    write_text_if_changed(run_path / RUN_RECORD_FILE, dump_record(record))
+    return RunOutcome(record, from_disk=True, notes=notes)
+
+
+def _reparse_agent(
+    services: SessionServices, agent_dir: Path, previous: AgentRecord
+) -> AgentRecord:
+    if previous.agent != services.agent.name:
+        return previous
+    try:
+        return services.agent.parse_saved(agent_dir, previous)
+    except (OSError, ValueError):
+        return previous
