@@ -194,3 +194,34 @@ def test_timeout_takes_the_whole_namespace_down(tmp_path: Path) -> None:
     assert outcome.timed_out and outcome.exit_code is None
     assert time.monotonic() - started < 10
     assert processes_with(marker, wait_s=3) == []
+
+
+def zombie_children() -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = Path(entry.path, "stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == b"Z" and int(fields[1]) == os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+def test_no_zombie_is_left_to_the_harness(tmp_path: Path) -> None:
+    """While a run is under way the harness is a subreaper: whatever bubblewrap leaves
+    orphaned (its own init once, the command after a kill) must be reaped, not pile up."""
+    sandbox = Layout(tmp_path).sandbox("bwrap")
+    before = set(zombie_children())
+    for script, timeout_s in [("exit 0", 30), ("exit 0", 30), ("sleep 100 & sleep 100", 0.5)]:
+        sandbox.run(
+            ["bash", "-c", script],
+            env={"PATH": HOST_PATH},
+            timeout_s=timeout_s,
+            stdout_path=tmp_path / "out",
+            stderr_path=tmp_path / "err",
+        )
+    time.sleep(0.2)
+    assert set(zombie_children()) - before == set()

@@ -153,6 +153,10 @@ def bwrap_argv(
     command += ["--ro-bind", str(dirs.inputs), str(dirs.inputs)]
     command += [
         "--unshare-pid",
+        # The command is the namespace's first process, a child of bwrap itself: bwrap's own
+        # init would be orphaned when bwrap exits and left to us (a subreaper) as a zombie.
+        # Orphans inside are reaped when the namespace ends, with the command.
+        "--as-pid-1",
         "--unshare-ipc",
         "--die-with-parent",
         "--new-session",

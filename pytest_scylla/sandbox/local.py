@@ -204,7 +204,17 @@ def kill_process_tree(process: subprocess.Popen[bytes], grace_s: float = KILL_GR
     pgid = process.pid  # start_new_session: the leader's pid is the group id
     if process.poll() is not None and not _group_exists(pgid):
         return  # the usual case after a normal exit: nothing left, skip the /proc scans
-    stray = _descendants(process.pid) if process.poll() is None else set()
+    found = _descendants(process.pid) if process.poll() is None else set()
+    try:
+        _kill_found(process, pgid, found, grace_s)
+    finally:
+        _reap(found)
+
+
+def _kill_found(
+    process: subprocess.Popen[bytes], pgid: int, found: set[int], grace_s: float
+) -> None:
+    stray = set(found)
     _signal_all(pgid, stray, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
@@ -221,6 +231,18 @@ def kill_process_tree(process: subprocess.Popen[bytes], grace_s: float = KILL_GR
     while _group_members(pgid) and time.monotonic() < deadline:
         time.sleep(_POLL_S)
     _group_members(pgid)  # a last pass reaps the zombies the kill just made
+
+
+def _reap(pids: set[int]) -> None:
+    """Reap the run's descendants that were orphaned to us (we are their subreaper) and
+    died: a process in a session of its own (bwrap's sandboxed command after bwrap was
+    killed) is in no group the group pass reaps."""
+    me = os.getpid()
+    for pid in pids:
+        stat = _proc_stat(pid)
+        if stat is not None and stat[0] == "Z" and stat[1] == me:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
 
 
 def _alive(pid: int) -> bool:
