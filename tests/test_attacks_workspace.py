@@ -132,3 +132,16 @@ def test_a_fixture_symlink_leading_out_is_a_collection_error(
     assert result.ret != 0
     where = "the shipped repository" if link.startswith("repo/") else "the experiment directory"
     result.stdout.fnmatch_lines([f"*test.yaml: *symlink '{link}' -> '{target}' leaves {where}*"])
+
+
+def test_links_outside_the_fixture_material_do_not_stop_collection(
+    pytester: pytest.Pytester,
+) -> None:
+    experiment = write_experiment(pytester.path, "exp-kept")
+    # A results folder kept inside the experiment holds the agents' links (kept as links).
+    kept = experiment / "results" / "exp-kept" / "T0" / "00-empty" / "run-01" / "workspace"
+    kept.mkdir(parents=True)
+    os.symlink("/etc/shadow", kept / "notes.txt")
+    os.symlink("README.md", experiment / "repo" / "readme-link")  # inside the repository
+    result = pytester.runpytest(str(experiment / "test.yaml"), "--collect-only", "-q")
+    assert result.ret == 0, result.stdout.str()

@@ -113,7 +113,9 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
         dry_run = directory / DEFAULT_DRY_RUN_FILE
 
     # Every file of the experiment may reach the agent or the judge: no link may lead out.
-    problems = symlinks_leaving(directory, source_dir)
+    material = [prompt_file, criteria_file, rubric_file, config_file, directory / "expected"]
+    material += [path for path in (solution, dry_run, directory / "tiers") if path is not None]
+    problems = symlinks_leaving(directory, source_dir, material)
     if problems:
         raise SpecError(test_file, problems)
     catalogue = load_catalogue(catalogue_layers(directory, extra_tiers_dir))

@@ -82,37 +82,48 @@ def read_confined_text(
         raise SpecError(path, [("", f"cannot read: {error}")]) from None
 
 
-def symlinks_leaving(directory: Path, source_dir: Path | None) -> list[tuple[str, str]]:
-    """(field, reason) for each symlink under `directory` that leads out of it.
+def symlinks_leaving(
+    directory: Path, source_dir: Path | None, others: list[Path]
+) -> list[tuple[str, str]]:
+    """(field, reason) for each symlink in the experiment's fixture material that leads out.
 
-    A link in the shipped repository (`source_dir`) must also stay inside that repository
-    and be relative: it is copied into every workspace as it is, where an absolute or
-    outward link would point at the host. `.git` folders are skipped: they are never copied.
+    The material is the shipped repository (`source_dir`) and `others` (files or folders:
+    the solution, the experiment's own tiers, `expected/`...); the rest of the folder is not
+    looked at (a results folder kept there holds the agents' links). A link in the shipped
+    repository must also stay inside that repository and be relative: it is copied into
+    every workspace as it is, where an absolute or outward link would point at the host.
+    `.git` folders are skipped: they are never copied.
     """
     top = os.path.realpath(directory)
     repository = os.path.realpath(source_dir) if source_dir is not None else None
     problems: list[tuple[str, str]] = []
-    for folder, subfolders, files in os.walk(directory):
-        subfolders[:] = sorted(name for name in subfolders if name != ".git")
-        for name in sorted(subfolders + files):
-            path = os.path.join(folder, name)
-            if not os.path.islink(path):
-                continue
-            target = os.readlink(path)
-            resolved = os.path.realpath(path)
-            shown = os.path.relpath(path, directory)
-            in_repository = repository is not None and _within(os.path.realpath(folder), repository)
-            if in_repository and (os.path.isabs(target) or not _within(resolved, repository)):
-                problems.append(
-                    (
-                        "source.path",
-                        f"symlink {shown!r} -> {target!r} leaves the shipped repository",
-                    )
-                )
-            elif not _within(resolved, top):
-                problems.append(
-                    ("", f"symlink {shown!r} -> {target!r} leaves the experiment directory")
-                )
+    links: list[str] = []
+    for tree in [*([source_dir] if source_dir is not None else []), *others]:
+        if os.path.islink(tree):
+            links.append(str(tree))
+        if not os.path.isdir(tree) or os.path.islink(tree):
+            continue
+        for folder, subfolders, files in os.walk(tree):
+            subfolders[:] = sorted(name for name in subfolders if name != ".git")
+            links += [
+                os.path.join(folder, name)
+                for name in sorted(subfolders + files)
+                if os.path.islink(os.path.join(folder, name))
+            ]
+    for path in sorted(set(links)):
+        target = os.readlink(path)
+        resolved = os.path.realpath(path)
+        shown = os.path.relpath(path, directory)
+        parent = os.path.realpath(os.path.dirname(path))
+        in_repository = repository is not None and _within(parent, repository)
+        if in_repository and (os.path.isabs(target) or not _within(resolved, repository)):
+            problems.append(
+                ("source.path", f"symlink {shown!r} -> {target!r} leaves the shipped repository")
+            )
+        elif not _within(resolved, top):
+            problems.append(
+                ("", f"symlink {shown!r} -> {target!r} leaves the experiment directory")
+            )
     return problems
 
 
