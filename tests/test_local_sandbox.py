@@ -404,3 +404,27 @@ def test_session_warns_once_when_local_runs_are_not_isolated(
     assert warned == (1 if choice == "auto" else 0)
     if choice == "auto":
         assert "--sandbox docker" in result.stdout.str()
+
+
+def test_last_word_watch_joins_lines_across_reads_and_skips_overlong_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pytest_scylla.sandbox import output_pump
+
+    monkeypatch.setattr(output_pump, "STOP_LINE_CAP_BYTES", 64)
+    seen: list[bytes] = []
+    found = threading.Event()
+
+    def predicate(line: bytes) -> bool:
+        seen.append(line)
+        return _final_event(line)
+
+    watch = output_pump._LastWordWatch(predicate, found)
+    watch.feed(b'{"type":"assis')
+    watch.feed(b'tant"}\n{"type":"res')
+    assert seen == [b'{"type":"assistant"}\n'] and not found.is_set()
+    watch.feed(b"x" * 100)  # now longer than the cap: this line is never shown
+    watch.feed(b'ult"}\n')
+    assert len(seen) == 1 and not found.is_set()
+    watch.feed(b'{"type":"result"}\n')
+    assert seen[-1] == b'{"type":"result"}\n' and found.is_set()

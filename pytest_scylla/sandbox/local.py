@@ -394,7 +394,7 @@ class LocalSandbox:
     ) -> tuple[int | None, bool, bool]:
         """(exit code, timed out, stopped after its last word)."""
         deadline = started + timeout_s
-        watching = pump is not None and pump._watch is not None
+        watching = pump is not None and pump.watching
         last_word_deadline: float | None = None
         while True:
             now = time.monotonic()

@@ -45,18 +45,25 @@ class _LastWordWatch:
     def __init__(self, stop_when: StopWhen, found: threading.Event) -> None:
         self.stop_when = stop_when
         self.found = found
-        self._line = b""
+        self._parts: list[bytes] = []  # the line so far, joined once it is complete
+        self._size = 0
         self._too_long = False
 
     def feed(self, chunk: bytes) -> None:
-        *complete, rest = (self._line + chunk).split(b"\n")
-        for line in complete:
-            if not self._too_long and self._matches(line + b"\n"):
-                self.found.set()
-            self._too_long = False
-        self._line = rest
-        if len(self._line) > STOP_LINE_CAP_BYTES:
-            self._line, self._too_long = b"", True
+        start = 0
+        while (cut := chunk.find(b"\n", start)) >= 0:
+            if not self._too_long:
+                line = b"".join([*self._parts, chunk[start : cut + 1]])
+                if self._matches(line):
+                    self.found.set()
+            self._parts, self._size, self._too_long = [], 0, False
+            start = cut + 1
+        rest = chunk[start:]
+        if rest and not self._too_long:
+            self._parts.append(rest)
+            self._size += len(rest)
+            if self._size > STOP_LINE_CAP_BYTES:
+                self._parts, self._size, self._too_long = [], 0, True
 
     def _matches(self, line: bytes) -> bool:
         try:
@@ -85,6 +92,7 @@ class OutputPump:
             stderr_fd: self._sink(stderr_file, redactor),
         }
         self._stdout_fd = stdout_fd
+        self.watching = self._watch is not None  # whether last_word can ever be set
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._pump, name="scylla-output", daemon=True)
 
