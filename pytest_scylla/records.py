@@ -121,6 +121,8 @@ class WorkspaceRecord(BaseModel):
     insertions: int = 0
     deletions: int = 0
     diff_file: str = "workspace.diff"
+    # Changed files too big for the diff: their content shows as a one-line note there.
+    cut: list[str] = Field(default_factory=list)
 
 
 class ItemJudgment(BaseModel):

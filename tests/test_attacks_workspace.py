@@ -102,6 +102,7 @@ def test_a_200_mb_file_is_listed_as_cut_not_put_in_the_diff(messy_run: Path) -> 
     assert "+++ b/done.txt" in text
     record = json.loads((messy_run / "run_result.json").read_text())
     assert "big.bin" in record["workspace"]["files"]
+    assert record["workspace"]["cut"] == ["big.bin (209715200 bytes)"]
 
 
 def test_a_kept_workspace_is_redacted_and_keeps_links_as_links(messy_run: Path) -> None:

@@ -137,6 +137,7 @@ def run_agent_phase(
             files_changed=changes.files_changed,
             insertions=changes.insertions,
             deletions=changes.deletions,
+            cut=[f"{cut.path} ({cut.size} bytes)" for cut in changes.cut],
         )
         record.stage = "agent-done"
     finally:
