@@ -51,6 +51,7 @@ class Layout:
     def forbidden(self) -> list[Path]:
         found = [self.rubric, self.solution, self.config, self.result_file]
         found += [self.other_run, self.source]
+        found += [Path(p) for p in ("/etc/shadow", "/etc/gshadow") if os.access(p, os.R_OK)]
         claude = Path.home() / ".claude"
         if claude.exists():  # the real home's Claude Code folder, where it exists
             found.append(claude)
@@ -84,7 +85,8 @@ def test_grading_material_results_other_runs_and_home_are_invisible(
 ) -> None:
     layout = Layout(tmp_path)
     targets = layout.forbidden()
-    script = "; ".join(f"test -e {path} && echo SEEN {path}" for path in targets) + "; true"
+    # Present, but empty, is as good as absent (the system's secret files are shadowed).
+    script = "; ".join(f"test -s {path} && echo SEEN {path}" for path in targets) + "; true"
     seen = run_script(layout.sandbox(isolation), script, tmp_path)
     if isolation == "none":
         assert seen.count("SEEN") == len(targets)  # the attack works on a plain subprocess

@@ -33,6 +33,18 @@ from pytest_scylla.sandbox.base import RunDirs
 
 # Shown read-only where they exist; a symlink (``/bin -> usr/bin``) is recreated as one.
 SYSTEM_PATHS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Secrets of the system inside /etc: the sandboxed process runs as the harness's uid (root
+# on CI), which may read them; an empty file or folder is shown in their place.
+ETC_SECRETS = (
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh",
+    "/etc/ssl/private",
+)
 # Inside the real home, never shown even when a PATH entry asks for it.
 HOME_SECRETS = (".claude", ".claude.json", ".ssh", ".aws", ".config", ".gnupg", ".docker")
 _PROBE_TIMEOUT_S = 10
@@ -68,14 +80,23 @@ def bwrap_problem() -> str | None:
     return None
 
 
-def _system_mounts() -> list[str]:
+@functools.cache
+def _system_mounts() -> tuple[str, ...]:
+    """The same for every run of the process: computed once."""
     mounts: list[str] = []
     for path in SYSTEM_PATHS:
         if os.path.islink(path):
             mounts += ["--symlink", os.readlink(path), path]
         elif os.path.isdir(path):
             mounts += ["--ro-bind", path, path]
-    return mounts
+    for path in ETC_SECRETS:
+        if os.path.islink(path):
+            continue  # its target is either hidden here or outside what is shown
+        if os.path.isdir(path):
+            mounts += ["--tmpfs", path, "--remount-ro", path]
+        elif os.path.exists(path):
+            mounts += ["--ro-bind", "/dev/null", path]
+    return tuple(mounts)
 
 
 def _within(path: str, folder: str) -> bool:
