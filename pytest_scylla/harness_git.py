@@ -107,6 +107,8 @@ class HarnessRepository:
     # lstat of each tracked file before the agent: unchanged inode, size, times and mode mean
     # unchanged content (the agent cannot set ctime), so the file is not read again.
     stat_before: dict[str, _StatKey] = field(default_factory=dict)
+    # The id of the bytes the checkout wrote, where they are not the blob's.
+    checked_out_oid: dict[str, str] = field(default_factory=dict)
 
     def git(self, args: list[str], *, stdout: BinaryIO | None = None) -> str:
         return run_git(self.git_dir, args, stdout=stdout)
@@ -171,17 +173,25 @@ def snapshot_repository(
             for loose in os.scandir(folder.path):
                 shutil.copyfile(loose.path, target / loose.name, follow_symlinks=False)
     tracked: dict[str, _Tracked] = {}
-    listing = run_git(git_dir, ["ls-tree", "-r", "-z", "--full-tree", head])
+    blob_sizes: dict[str, int] = {}
+    listing = run_git(git_dir, ["ls-tree", "-r", "-z", "--long", "--full-tree", head])
     for line in listing.split("\0"):
         if line:
             meta, path = line.split("\t", 1)
-            mode, _kind, oid = meta.split(" ")
+            mode, _kind, oid, size = meta.split()
             tracked[path] = _Tracked(mode, oid)
+            blob_sizes[path] = int(size) if size.isdigit() else -1
     repository = HarnessRepository(git_dir=git_dir, base_commit=head, tracked=tracked)
     for path, entry in tracked.items():
-        if entry.mode != "160000":
-            with contextlib.suppress(OSError):  # a file the checkout did not write
-                repository.stat_before[path] = _stat_key(os.lstat(workspace / path))
+        if entry.mode == "160000":
+            continue
+        with contextlib.suppress(OSError):  # a file the checkout did not write
+            before = os.lstat(workspace / path)
+            repository.stat_before[path] = _stat_key(before)
+            if stat.S_ISREG(before.st_mode) and before.st_size != blob_sizes[path]:
+                # The checkout converted it (a .gitattributes eol rule of the source): its
+                # bytes are not the blob's, and must not count as a change.
+                repository.checked_out_oid[path] = _file_oid(str(workspace / path)) or ""
     return repository
 
 
@@ -420,7 +430,7 @@ def _compare(
             if oid is None:
                 changes.deleted.append(path)
                 continue
-            changed = oid != base.oid
+            changed = oid not in (base.oid, repository.checked_out_oid.get(path))
         if not changed:
             if entry.mode != base.mode:
                 changes.written.append((path, entry.mode, base.oid))

@@ -342,3 +342,18 @@ def test_a_damaged_cache_is_detected_and_rebuilt(
         experiment.source_dir / "README.md"  # type: ignore[operator]
     ).read_text()
     assert git(["log", "--format=%s"], workspace).split("\n")[0] == "scylla: starting state"
+
+
+def test_files_the_checkout_converted_are_not_changes(tmp_path: Path) -> None:
+    directory = write_experiment(tmp_path, "exp-crlf")
+    (directory / "repo" / ".gitattributes").write_text("*.txt text eol=crlf\n")
+    (directory / "repo" / "notes.txt").write_text("one\ntwo\n")
+    workspace, harness = harness_for(load_experiment(directory / "test.yaml"), tmp_path)
+    assert (workspace / "notes.txt").read_bytes() == b"one\r\ntwo\r\n"
+    # What a docker run does to every file: a new owner, a new ctime, the same bytes.
+    for path in ("notes.txt", "README.md"):
+        os.chown(workspace / path, 1000, 1000)
+        os.chown(workspace / path, 0, 0)
+    assert summarize_changes(workspace, harness).diff == ""
+    (workspace / "notes.txt").write_bytes(b"one\r\ntwo\r\nthree\r\n")
+    assert "+++ b/notes.txt" in summarize_changes(workspace, harness).diff
