@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.redact import Redactor, session_redactor
 from pytest_scylla.runner import RunExecutor, SessionServices
 from pytest_scylla.sandbox.base import SandboxError, SandboxFactory
 from pytest_scylla.settings import ScyllaSettings
@@ -55,7 +55,8 @@ class ScyllaSession:
         from pytest_scylla.sandbox.reaper import sweep_stale_work
 
         settings = self.settings
-        redactor = Redactor(secrets_from_env())
+        # The credentials file's tokens too: an agent may print what it read from it.
+        redactor = session_redactor()
         # Before this session's first run: folders of killed sessions, never a live one's.
         sweep_stale_work(work_root() / "runs")
         factory = make_sandbox_factory(settings, self.session_id, self.hidden_paths())

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from pytest_scylla.records import AgentRecord
-from pytest_scylla.redact import Redactor
+from pytest_scylla.redact import Redactor, SecretEnv
 from pytest_scylla.sandbox.base import RunDirs, Sandbox
 from pytest_scylla.spec.catalogue import ResolvedSubTest
 from pytest_scylla.spec.load_experiment import Experiment
@@ -30,8 +30,13 @@ class AgentRequest:
     dirs: RunDirs  # dirs.inputs holds PROMPT_FILE_NAME
     agent_dir: Path  # results/.../run-03/agent: stdout.jsonl, stderr.log, command.json
     # Variables the agent process may see beyond the scrubbed base (API key, base URL...).
-    passthrough_env: Mapping[str, str] = field(default_factory=dict)
+    # Held as a SecretEnv: a traceback prints the request, and must not print the key.
+    passthrough_env: Mapping[str, str] = field(default_factory=SecretEnv)
     redactor: Redactor = field(default_factory=Redactor)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.passthrough_env, SecretEnv):
+            object.__setattr__(self, "passthrough_env", SecretEnv(self.passthrough_env))
 
 
 class Agent(Protocol):

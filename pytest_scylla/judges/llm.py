@@ -43,7 +43,7 @@ from pytest_scylla.records import (
     atomic_write_json,
     atomic_write_text,
 )
-from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.redact import Redactor, session_redactor
 from pytest_scylla.spec.rubric import NormalizedItem
 
 JUDGMENT_FILE = "judgment.json"
@@ -225,7 +225,7 @@ class LlmJudge:
         # Our retries only: the SDK's would bypass the shared backoff.
         self._client = client.with_options(max_retries=0, timeout=request_timeout_s)
         # Our own redactor: the client's credentials go into a copy, never into the caller's.
-        self.redactor = Redactor(redactor.secrets if redactor else secrets_from_env())
+        self.redactor = Redactor(redactor.secrets if redactor else session_redactor().secrets)
         for secret in (client.api_key, getattr(client, "auth_token", None)):
             if isinstance(secret, str):
                 self.redactor.add(secret)

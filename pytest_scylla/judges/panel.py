@@ -19,7 +19,7 @@ from pathlib import Path
 from pytest_scylla.judges.llm import Judge
 from pytest_scylla.judges.prompt import JudgeInput
 from pytest_scylla.records import JudgeRecord
-from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.redact import session_redactor
 from pytest_scylla.spec.rubric import NormalizedItem
 
 DEFAULT_MAX_WORKERS = 4
@@ -97,7 +97,7 @@ class JudgePanel:
         try:
             return self.judges_factory(model).judge(judge_input, items, out_dir)
         except Exception as error:
-            redact = Redactor(secrets_from_env())
+            redact = session_redactor()
             message = redact(str(error))[:MAX_ERROR_CHARS]
             return JudgeRecord(
                 model=model,
