@@ -27,6 +27,7 @@ from pytest_scylla.judges.prompt import (
     JudgeInput,
     build_judge_request,
 )
+from pytest_scylla.judges.run_judges import NO_KEY, LlmJudgeRunner, judge_credentials
 from pytest_scylla.pricing import PricingTable, UnknownModelPrice
 from pytest_scylla.records import (
     CheckResult,
@@ -35,6 +36,7 @@ from pytest_scylla.records import (
     JudgeRecord,
 )
 from pytest_scylla.redact import Redactor
+from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.spec.rubric import Rubric
 from pytest_scylla.testing.fake_api import (
     FakeMessagesAPI,
@@ -233,6 +235,57 @@ def test_panel_turns_a_crashing_judge_into_a_failed_record(tmp_path: Path) -> No
     [record] = panel.run(make_input(), JUDGED, tmp_path, [])
     assert record.status == "failed" and "RuntimeError" in (record.error or "")
     assert KEY not in (record.error or "")
+
+
+# --- credentials: one per client, as the SDK reads the environment
+
+CREDENTIAL_HEADERS = ("x-api-key", "authorization")
+TOKEN = "oauth-token-RECOGNISABLE-0123456789"
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_AUTH_TOKEN": TOKEN}, {"api_key": KEY}),
+        ({"ANTHROPIC_AUTH_TOKEN": TOKEN}, {"auth_token": TOKEN}),
+        ({"ANTHROPIC_API_KEY": "", "ANTHROPIC_AUTH_TOKEN": TOKEN}, {"auth_token": TOKEN}),
+        ({"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}, {"api_key": NO_KEY}),
+        ({}, {}),
+    ],
+)
+def test_judge_credentials_follow_the_sdk_precedence(
+    environ: dict[str, str], expected: dict[str, str]
+) -> None:
+    assert judge_credentials(environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "accepted"),
+    [
+        ({"ANTHROPIC_API_KEY": KEY, "ANTHROPIC_AUTH_TOKEN": TOKEN}, KEY),  # the key wins
+        ({"ANTHROPIC_AUTH_TOKEN": TOKEN}, TOKEN),
+    ],
+)
+def test_judges_answer_with_one_credential_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], accepted: str
+) -> None:
+    """Both variables set (the session fake API always sets a key) made every judge crash
+    with "Pass at most one of api_key=, auth_token=" after the agent was paid for."""
+    with FakeMessagesAPI(api_key=accepted) as fake:  # any other credential gets a 401
+        fake.set_replies([tool_reply(VALID)])
+        monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings = ScyllaSettings(judge_model=OPUS, results_dir=tmp_path / "results")
+        runner = LlmJudgeRunner(settings, Redactor())
+        record = runner._make_judge(OPUS).judge(make_input(), JUDGED, tmp_path / "out")
+        assert record.status == "ok", record.error
+        [request] = fake.message_requests()
+        sent = [name for name in request.headers if name in CREDENTIAL_HEADERS]
+        assert len(sent) == 1, request.headers
+    for path in written_files(tmp_path / "out"):
+        assert "RECOGNISABLE" not in path.read_text(errors="replace"), path
 
 
 # --- validation and retries on invalid answers

@@ -4,6 +4,7 @@ run files, run the panel (only the judges still missing), and build the consensu
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,27 @@ if TYPE_CHECKING:
     from pytest_scylla.judges.llm import Judge
 
 STATE_DIR = ".scylla"
+# A local server that wants no key (ANTHROPIC_BASE_URL alone); the SDK insists on one.
+NO_KEY = "no-key"
+
+
+def judge_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+    """The one credential the judges' client gets: `{"api_key": ...}` or `{"auth_token": ...}`.
+
+    The SDK refuses both at once ("Pass at most one of api_key=, auth_token="), and reads
+    the environment the same way when given neither: ANTHROPIC_API_KEY wins over
+    ANTHROPIC_AUTH_TOKEN (anthropic `static_credential_from_env`). Passing the one we chose
+    keeps its other sources (profiles, federation) out of a measurement.
+    """
+    api_key = environ.get("ANTHROPIC_API_KEY")
+    if api_key:
+        return {"api_key": api_key}
+    auth_token = environ.get("ANTHROPIC_AUTH_TOKEN")
+    if auth_token:
+        return {"auth_token": auth_token}
+    # Without a base URL the SDK's own error ("Could not resolve authentication method")
+    # says what is missing; the plugin's preflight stops such a session earlier anyway.
+    return {"api_key": NO_KEY} if environ.get("ANTHROPIC_BASE_URL") else {}
 
 
 class LlmJudgeRunner(JudgeRunner):
@@ -49,11 +71,7 @@ class LlmJudgeRunner(JudgeRunner):
 
     @cached_property
     def client(self) -> anthropic.Anthropic:
-        api_key = os.environ.get("ANTHROPIC_API_KEY")
-        auth_token = os.environ.get("ANTHROPIC_AUTH_TOKEN")
-        if not api_key and not auth_token and os.environ.get("ANTHROPIC_BASE_URL"):
-            api_key = "no-key"  # a local server that wants none; the SDK insists on one
-        return anthropic.Anthropic(api_key=api_key, auth_token=auth_token)
+        return anthropic.Anthropic(**judge_credentials(os.environ))
 
     def _make_judge(self, model: str) -> Judge:
         return LlmJudge(

@@ -38,6 +38,8 @@ _ITEM_LINE = re.compile(
     r"^- `(?P<id>[^`]+)` \(max (?P<points>[0-9.]+) points, (?P<kind>[^)]*)\)", re.M
 )
 _SERVER_KEY: pytest.StashKey[FakeMessagesAPI] = pytest.StashKey()
+# The user's credentials, out of the environment while the fake server answers.
+_HIDDEN_CREDENTIALS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 
 
 class ScriptedJudgeAnswers(BaseModel):
@@ -100,9 +102,12 @@ def start_session_fake_api(config: pytest.Config, script_path: Path) -> FakeMess
     """Start the server before xdist spawns workers, so they inherit its address."""
     responder = load_responder(script_path)
     server = FakeMessagesAPI(responder).start()
-    saved = {name: os.environ.get(name) for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+    saved = {name: os.environ.get(name) for name in ("ANTHROPIC_BASE_URL", *_HIDDEN_CREDENTIALS)}
     os.environ["ANTHROPIC_BASE_URL"] = server.base_url
-    # Never send a real key to a fake server, or let one reach its request log.
+    # Never send a real key to a fake server, or let one reach its request log: the user's
+    # token would go beside the dry-run key (and made the SDK refuse to build a judge).
+    for name in _HIDDEN_CREDENTIALS:
+        os.environ.pop(name, None)
     os.environ["ANTHROPIC_API_KEY"] = DRY_RUN_KEY
     config.stash[_SERVER_KEY] = server
 
