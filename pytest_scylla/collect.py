@@ -13,15 +13,21 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_scylla.redact_reports import report_redactor
 from pytest_scylla.spec.errors import SpecError
 from pytest_scylla.spec.load_experiment import Experiment, load_experiment
 
 if TYPE_CHECKING:
+    from _pytest._code.code import TerminalRepr, Traceback
+
     from pytest_scylla.records import RunRecord
     from pytest_scylla.runner import RunPlan
     from pytest_scylla.session import ScyllaSession
 
 EXPERIMENT_FILE = "test.yaml"
+# --tb styles that ask for a harness error's whole traceback (others get one line).
+TRACEBACK_STYLES = ("long", "native")
+MAX_MESSAGE_CHARS = 500  # of an error's one-line summary
 
 
 class RunErrored(Exception):
@@ -126,10 +132,50 @@ class RunItem(pytest.Item):
                 f"score {result.score:.3f} (grade {result.grade}) below pass threshold {result.pass_threshold:.2f}"
             )
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
-        if isinstance(excinfo.value, RunFailed | RunErrored):
-            return f"{self.nodeid}: {excinfo.value}"
-        return str(super().repr_failure(excinfo, style))
+    def repr_failure(  # type: ignore[override]
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | TerminalRepr:
+        """One line and where the run's files are; a harness bug's full traceback only with
+        --tb=long (or native, or --full-trace). Used for setup errors too (by the plugin's
+        makereport hook: pytest itself never asks repr_failure about setup)."""
+        error = excinfo.value
+        expected = isinstance(error, RunFailed | RunErrored)
+        if not expected and (
+            self.config.getoption("fulltrace", False)
+            or self.config.getoption("tbstyle", "auto") in TRACEBACK_STYLES
+        ):
+            # pytest passes no style for setup; the user's --tb decides (native included).
+            return super().repr_failure(excinfo, style or self.config.getoption("tbstyle"))
+        # Redacted before it is cut short: a cut secret would no longer be recognised.
+        message = " ".join(report_redactor(self.config)(str(error)).split())
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + " ..."
+        # The first line is what pytest's short summary shows after the node id.
+        lines = [message if expected else f"{type(error).__name__}: {message}"]
+        logs = self.run_dir
+        if logs.is_dir():
+            lines.append(f"  run files: {logs}")
+        if not expected:
+            lines.append("  (a harness error: --tb=long shows the traceback)")
+        return "\n".join(lines)
+
+    def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
+        """The traceback from this item's own setup()/runtest() on, as pytest shows a test
+        function's: the frames of pytest's runner above say nothing about a run."""
+        traceback = excinfo.traceback
+        return traceback.cut(path=Path(__file__)).filter(excinfo)
+
+    @property
+    def run_dir(self) -> Path:
+        from pytest_scylla.records import run_dir
+
+        return run_dir(
+            scylla_session(self.config).settings.results_dir,
+            self.experiment.id,
+            self.subtest.tier,
+            self.subtest.id,
+            self.run_number,
+        )
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return (

@@ -126,6 +126,11 @@ class SessionManifest(BaseModel):
     fixture_sha256: list[str] = Field(default_factory=list)
     invocation: list[str] = Field(default_factory=list)
 
+    def redacted(self, redactor: Redactor) -> SessionManifest:
+        """A copy with every string redacted: options hold templates (`--agent-command 'curl
+        -H "x-api-key: ..."'`), the invocation holds whatever was typed."""
+        return SessionManifest.model_validate(redactor.tree(self.model_dump(mode="json")))
+
 
 class ResultsCollector:
     """Gathers run records from reports (local or xdist) and writes what comes after."""
@@ -264,9 +269,9 @@ class ResultsCollector:
                 {r.agent.cli_version for r in records if r.agent and r.agent.cli_version}
             ),
             fixture_sha256=sorted({r.fixture_sha256 for r in records if r.fixture_sha256}),
-            invocation=[self.redactor(argument) for argument in self.config.invocation_params.args],
+            invocation=list(self.config.invocation_params.args),
         )
-        atomic_write_json(experiment_dir / MANIFEST_FILE, manifest)
+        atomic_write_json(experiment_dir / MANIFEST_FILE, manifest.redacted(self.redactor))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results and not self.notes:

@@ -32,6 +32,7 @@ from pytest_scylla.recovery import (
     settings_from_records,
     targeted_folders,
 )
+from pytest_scylla.redact_reports import redact_report
 from pytest_scylla.session import ScyllaSession
 from pytest_scylla.session_plan import SessionPlan, can_rejudge, run_label
 from pytest_scylla.settings import ScyllaSettings, add_options, explicit_options, read_settings
@@ -205,17 +206,24 @@ def _keep_max_subtests(config: pytest.Config, items: list[pytest.Item]) -> None:
         items[:] = selected
 
 
-@pytest.hookimpl(wrapper=True)
+# tryfirst: the outermost wrapper, so every other plugin's additions (pytest-json-report's
+# streams and log) are in the report before it is redacted, and nothing sees it raw after.
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, Any, Any]:
     report = yield
-    if isinstance(item, RunItem) and call.when == "setup" and item.record is not None:
+    if not isinstance(item, RunItem):
+        return report
+    if call.when == "setup" and item.record is not None:
         # The record rides in the report, so a worker on another host needs no shared disk.
         setattr(report, RECORD_ATTRIBUTE, item.record.model_dump_json())
         setattr(report, EXPERIMENT_FILE_ATTRIBUTE, str(item.experiment.test_file))
         report.user_properties.append((FROM_DISK_PROPERTY, item.from_disk))
-    return report
+    if report.failed and call.excinfo is not None and call.when != "call":
+        # pytest asks repr_failure only about the call stage; a run's work is in setup.
+        report.longrepr = item.repr_failure(call.excinfo)
+    return redact_report(item.config, item, report, json_attributes=(RECORD_ATTRIBUTE,))
 
 
 @pytest.hookimpl(optionalhook=True)
