@@ -40,6 +40,7 @@ from pytest_scylla.results_layout import (
     MANIFEST_FILE,
 )
 from pytest_scylla.run.plan import RunPlan
+from pytest_scylla.run_settings import run_settings_for
 from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.workspace import ConfigManifest
 
@@ -103,6 +104,9 @@ def rebuild_record(
         stage="agent-done" if agent_done else "started",
         attempts=saved_attempts(run_path),
         rebuilt_from=used,
+        # The session's settings: a session whose options differ from the run's other
+        # records stops before its first run (settings_check), so they are the run's own.
+        settings=run_settings_for(settings, plan.experiment, plan.subtest),
     )
 
 
