@@ -35,7 +35,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
@@ -250,11 +250,23 @@ def _alive(pid: int) -> bool:
     return stat is not None and stat[0] != "Z"
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the harness dies, even by SIGKILL itself."""
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A preexec_fn: in the child before exec, ask for SIGKILL when the harness dies (even
+    by SIGKILL itself). None where there is no prctl.
+
+    The C function is looked up here, in the parent: between fork and exec the child of a
+    threaded process must do as little as it can (no lookup, no import, no lock).
+    """
     libc = _libc()
-    if libc is not None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if libc is None or not hasattr(libc, "prctl"):
+        return None
+    prctl = libc.prctl
+    option, sig, zero = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL), 0
+
+    def die_with_parent() -> None:
+        prctl(option, sig, zero, zero, zero)
+
+    return die_with_parent
 
 
 def _resolve_program(argv: Sequence[str], env: Mapping[str, str]) -> None:
@@ -367,7 +379,7 @@ class LocalSandbox:
                 stderr=pipes[1][1] if pipes else err,
                 start_new_session=True,  # own session and group: killable as a whole
                 # bwrap has --die-with-parent; a plain child needs it set before exec.
-                preexec_fn=None if self.isolated else _die_with_parent,
+                preexec_fn=None if self.isolated else _die_with_parent_hook(),
             )
         except OSError as error:
             if pipes:
