@@ -73,31 +73,35 @@ def keep_workspace(
     limits = limits or KeepLimits()
     kept = KeptWorkspace()
     destination.mkdir(parents=True)
-    pending = [""]
+    # (folder in the workspace, the same folder in the copy, its name redacted), "" or "a/"
+    pending = [("", "")]
     while pending:
-        folder = pending.pop()
+        folder, kept_folder = pending.pop()
         try:
             with os.scandir(workspace / folder if folder else workspace) as listing:
                 entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as error:
-            kept.left_out.append(LeftOut(path=folder, reason=f"not readable: {error.strerror}"))
+            shown = kept_folder or "."
+            kept.left_out.append(LeftOut(path=shown, reason=f"not readable: {error.strerror}"))
             continue
         for entry in entries:
-            relative = folder + entry.name
-            shown = redactor(relative)
+            # A name can hold a secret too (`touch "$API_KEY"`): the copy uses it redacted.
+            shown = kept_folder + redactor(entry.name)
             try:
                 info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            target = destination / relative
-            if entry.name == ".git":
+            target = destination / shown
+            if os.path.lexists(target):
+                kept.left_out.append(LeftOut(path=shown, reason="its redacted name is taken"))
+            elif entry.name == ".git":
                 kept.left_out.append(LeftOut(path=shown, reason="git data (cannot be redacted)"))
             elif stat.S_ISLNK(info.st_mode):
                 os.symlink(redactor(os.readlink(entry.path)), target)
                 kept.links += 1
             elif stat.S_ISDIR(info.st_mode):
                 target.mkdir()
-                pending.append(relative + "/")
+                pending.append((folder + entry.name + "/", shown + "/"))
             elif not stat.S_ISREG(info.st_mode):
                 kept.left_out.append(
                     LeftOut(path=shown, reason="not a file (FIFO, socket, device)")

@@ -23,6 +23,9 @@ import pytest
 from experiment_factory import write_experiment
 from test_attacks_git import DO_THE_TASK, SANDBOXES, assert_graded, run_dirs, run_session
 
+from pytest_scylla.kept_workspace import KEPT_MANIFEST_FILE, KeepLimits, keep_workspace
+from pytest_scylla.redact import Redactor
+
 # Run 1 ruins the objects of its clone; run 2 shows the README it started from.
 POISON_GARBAGE = (
     "find .git/objects -type f -exec sh -c 'chmod u+w \"$1\"; printf garbage > \"$1\"' _ {} ';'"
@@ -150,3 +153,43 @@ def test_links_outside_the_fixture_material_do_not_stop_collection(
     os.symlink("README.md", experiment / "repo" / "readme-link")  # inside the repository
     result = pytester.runpytest(str(experiment / "test.yaml"), "--collect-only", "-q")
     assert result.ret == 0, result.stdout.str()
+
+
+def test_keep_workspace_redacts_names_and_contents_and_caps_sizes(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    (workspace / ".git").mkdir(parents=True)
+    (workspace / ".git" / "config").write_text(f"token = {SECRET}\n")
+    (workspace / f"named-{SECRET}").write_text("content\n")
+    (workspace / "named-[REDACTED]").write_text("a name the redacted one collides with\n")
+    (workspace / "sub").mkdir()
+    (workspace / "sub" / "log.txt").write_text(f"line\nkey={SECRET}\n" * 3)
+    (workspace / "sub" / "tool.sh").write_text("echo hi\n")
+    (workspace / "sub" / "tool.sh").chmod(0o755)
+    (workspace / "big.bin").write_bytes(b"x" * 5000)
+    os.symlink(f"/tmp/{SECRET}", workspace / "link")
+    os.mkfifo(workspace / "pipe")
+    destination = tmp_path / "run" / "workspace"
+
+    kept = keep_workspace(
+        workspace, destination, Redactor([SECRET]), KeepLimits(max_file_bytes=4096)
+    )
+
+    assert sorted(path.relative_to(destination).as_posix() for path in destination.rglob("*")) == [
+        "link",
+        "named-[REDACTED]",
+        "sub",
+        "sub/log.txt",
+        "sub/tool.sh",
+    ]
+    assert (destination / "sub" / "log.txt").read_text() == "line\nkey=[REDACTED]\n" * 3
+    assert os.access(destination / "sub" / "tool.sh", os.X_OK)
+    assert os.readlink(destination / "link") == "/tmp/[REDACTED]"
+    assert (kept.files, kept.links) == (3, 1)
+    assert {entry.path: entry.reason for entry in kept.left_out} == {
+        ".git": "git data (cannot be redacted)",
+        "big.bin": "5000 bytes, over the 4096-byte limit per file",
+        "named-[REDACTED]": "its redacted name is taken",
+        "pipe": "not a file (FIFO, socket, device)",
+    }
+    manifest = (tmp_path / "run" / KEPT_MANIFEST_FILE).read_text()
+    assert SECRET not in manifest and json.loads(manifest)["files"] == 3
