@@ -71,6 +71,7 @@ LEAVE_A_MESS = " ; ".join(
     [
         "truncate -s 200M big.bin",  # sparse: costs the agent nothing, 200 MB to the reader
         "env > env.txt",
+        'touch "named-$ANTHROPIC_API_KEY"',
         "ln -s /etc/shadow notes.txt",
         "mkfifo pipe",
         DO_THE_TASK,
@@ -121,7 +122,9 @@ def test_a_kept_workspace_is_redacted_and_keeps_links_as_links(messy_run: Path) 
     left_out = {entry["path"]: entry["reason"] for entry in manifest["left_out"]}
     assert set(left_out) == {".git", "big.bin", "pipe"}
     assert (kept / "done.txt").read_text() == "ok\n"
+    assert (kept / "named-[REDACTED]").is_file()
     for path in messy_run.rglob("*"):
+        assert SECRET not in str(path)
         if path.is_file() and not path.is_symlink():
             assert SECRET.encode() not in path.read_bytes(), path
 

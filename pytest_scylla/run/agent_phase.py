@@ -133,11 +133,12 @@ def run_agent_phase(
         atomic_write_json(run_dir / CHECKS_FILE, checks)
         record.checks = checks
         record.workspace = WorkspaceRecord(
-            files=changes.files,
+            # The agent names its files: `touch "$API_KEY"` must not put the key in the record.
+            files=[services.redactor(name) for name in changes.files],
             files_changed=changes.files_changed,
             insertions=changes.insertions,
             deletions=changes.deletions,
-            cut=[f"{cut.path} ({cut.size} bytes)" for cut in changes.cut],
+            cut=[services.redactor(f"{cut.path} ({cut.size} bytes)") for cut in changes.cut],
         )
         record.stage = "agent-done"
     finally:
