@@ -7,10 +7,11 @@ take well under a second. Old records without `settings` still give the fields t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pytest_scylla.run_settings import RunSettings
 
@@ -65,6 +66,11 @@ class RecordSummary(_Lenient):
     settings: RunSettings | None = None
     # Earlier attempts of this run (kept by the runner when a run is executed again).
     attempts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("checks", "workspace", mode="before")
+    @classmethod
+    def _presence_only(cls, value: object) -> dict[str, Any] | None:
+        return None if value is None else {}  # only whether the agent phase left them
 
     @property
     def agent_phase_done(self) -> bool:
@@ -126,7 +132,7 @@ def read_summary(path: Path) -> RecordSummary | None:
         raise DamagedSummary(f"{path}: {error}") from error
     try:
         return RecordSummary.model_validate_json(data)
-    except ValidationError as error:
+    except (ValidationError, ValueError) as error:
         raise DamagedSummary(f"{path}: damaged run record") from error
 
 
@@ -136,6 +142,48 @@ def read_summary_or_none(path: Path) -> RecordSummary | None:
         return read_summary(path)
     except DamagedSummary:
         return None
+
+
+# How records.dump_record writes the top-level key (indent 2): a newline never occurs inside
+# a JSON string, so this byte sequence can only be the record's own `settings`.
+_SETTINGS_KEY = b'\n  "settings": '
+_DECODER = json.JSONDecoder()
+
+
+class SettingsReader:
+    """The `settings` of many records, fast: only that object is parsed, and records with
+    byte-identical settings (all runs of a sub-test) share one validated model."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[bytes, RunSettings] = {}
+
+    def read(self, path: Path) -> RunSettings | RecordSummary | None:
+        """The record's settings; its summary when it has none (an older record) or is
+        written some other way; None when there is no readable record."""
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        start = raw.rfind(_SETTINGS_KEY)
+        if start >= 0:
+            start += len(_SETTINGS_KEY)
+            end = raw.find(b"\n  }", start)
+            segment = raw[start : end + 4] if end >= 0 else b""
+            known = self._parsed.get(segment)
+            if known is not None:
+                return known
+            try:
+                value, _ = _DECODER.raw_decode(segment.decode("utf-8"))
+                settings = RunSettings.model_validate(value) if value is not None else None
+            except (ValueError, ValidationError):
+                settings = None
+            if settings is not None:
+                self._parsed[segment] = settings
+                return settings
+        try:
+            return RecordSummary.model_validate_json(raw)
+        except ValidationError:
+            return None
 
 
 def legacy_values(summary: RecordSummary) -> dict[str, object]:

@@ -17,7 +17,12 @@ from pytest_scylla.collect import RunItem
 from pytest_scylla.record_summary import RecordSummary
 from pytest_scylla.recovery import SNAPSHOT_DIR, snapshot_experiment
 from pytest_scylla.settings import ScyllaSettings
-from pytest_scylla.settings_check import PlannedRun, find_conflict, read_planned
+from pytest_scylla.settings_check import (
+    PlannedRun,
+    find_conflict,
+    read_planned,
+    read_planned_settings,
+)
 from pytest_scylla.spec.experiment import ExperimentSpec
 from pytest_scylla.spec.loading import parse_model
 from pytest_scylla.status import build_status, render_status
@@ -50,17 +55,22 @@ class SessionPlan:
         ]
         if not planned_runs and not self.settings.status:
             return
-        planned = read_planned(planned_runs, self.settings.results_dir)
-        conflict = find_conflict(planned, self.settings) if self.checks_settings else None
+        results_dir = self.settings.results_dir
         if self.settings.status:
+            planned = read_planned(planned_runs, results_dir)
+            conflict = find_conflict(planned, self.settings) if self.checks_settings else None
             statuses = build_status(planned, self.settings)
             self.status_lines = render_status(
                 statuses, self.settings, conflict, self.settings.results_dir
             )
             return
-        if conflict is not None:
-            raise pytest.UsageError(conflict.message(self.settings.results_dir))
-        for run, _summary in planned:
+        if self.checks_settings:
+            conflict = find_conflict(
+                read_planned_settings(planned_runs, results_dir), self.settings
+            )
+            if conflict is not None:
+                raise pytest.UsageError(conflict.message(results_dir))
+        for run in planned_runs:
             self._snapshot(run.experiment.test_file, run.experiment.spec)
 
     @pytest.hookimpl(tryfirst=True)

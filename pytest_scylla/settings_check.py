@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pytest_scylla.record_summary import (
     RUN_RECORD_FILE,
     RecordSummary,
+    SettingsReader,
     legacy_values,
     read_summary_or_none,
 )
@@ -44,13 +45,10 @@ class PlannedRun:
     run_number: int
 
     def record_path(self, results_dir: Path) -> Path:
-        return (
-            results_dir
-            / self.experiment.id
-            / self.subtest.tier
-            / self.subtest.id
-            / f"run-{self.run_number:02d}"
-            / RUN_RECORD_FILE
+        # One join instead of six: this runs once per selected run, 10,000 times a session.
+        experiment, subtest = self.experiment.id, self.subtest
+        return results_dir / (
+            f"{experiment}/{subtest.tier}/{subtest.id}/run-{self.run_number:02d}/{RUN_RECORD_FILE}"
         )
 
 
@@ -93,11 +91,21 @@ def read_planned(
     return [(run, read_summary_or_none(run.record_path(results_dir))) for run in planned]
 
 
+def read_planned_settings(
+    planned: Iterable[PlannedRun], results_dir: Path
+) -> list[tuple[PlannedRun, RunSettings | RecordSummary | None]]:
+    """Each planned run with its record's settings only: what the check needs, fast."""
+    reader = SettingsReader()
+    return [(run, reader.read(run.record_path(results_dir))) for run in planned]
+
+
 def find_conflict(
-    planned: Iterable[tuple[PlannedRun, RecordSummary | None]], settings: ScyllaSettings
+    planned: Iterable[tuple[PlannedRun, RunSettings | RecordSummary | None]],
+    settings: ScyllaSettings,
 ) -> Conflict | None:
     """The differences between the records of the planned runs and this session's settings."""
     wanted_by_subtest: dict[tuple[str, str, str], RunSettings] = {}
+    compared: dict[tuple[tuple[str, str, str], int], dict[str, tuple[object, object]]] = {}
     conflict = Conflict()
     for run, summary in planned:
         if summary is None:
@@ -107,7 +115,12 @@ def find_conflict(
         if wanted is None:
             wanted = run_settings_for(settings, run.experiment, run.subtest)
             wanted_by_subtest[key] = wanted
-        differing = record_differences(summary, wanted)
+        # Runs of one sub-test share one settings object (SettingsReader): compare it once.
+        seen_key = (key, id(summary))
+        differing = compared.get(seen_key)
+        if differing is None:
+            differing = record_differences(summary, wanted)
+            compared[seen_key] = differing
         if differing:
             conflict.records += 1
             for name, values in differing.items():
@@ -116,14 +129,16 @@ def find_conflict(
 
 
 def record_differences(
-    summary: RecordSummary, wanted: RunSettings
+    summary: RunSettings | RecordSummary, wanted: RunSettings
 ) -> dict[str, tuple[object, object]]:
     """Field: (on disk, now) for each compared field that differs."""
-    if summary.settings is not None:
+    recorded = summary if isinstance(summary, RunSettings) else summary.settings
+    if recorded is not None:
         return {
-            name: (getattr(summary.settings, name), getattr(wanted, name))
-            for name in differences(summary.settings, wanted)
+            name: (getattr(recorded, name), getattr(wanted, name))
+            for name in differences(recorded, wanted)
         }
+    assert isinstance(summary, RecordSummary)
     # A record from before settings were stored: compare what it shows.
     found: dict[str, tuple[object, object]] = {}
     for name, on_disk in legacy_values(summary).items():

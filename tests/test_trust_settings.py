@@ -192,3 +192,40 @@ def test_run_settings_hash_the_command_template_and_name_the_threshold_source(
     given = run_settings_for(ScyllaSettings(pass_threshold=0.6), experiment, subtest)
     assert given.pass_threshold_source == "command-line"
     assert given.subtest_sha256 == subtest_sha256(subtest, experiment.catalogue)
+
+
+def test_settings_reader_reads_only_settings_and_falls_back_for_old_records(
+    tmp_path: Path,
+) -> None:
+    from pytest_scylla.record_summary import RecordSummary, SettingsReader
+
+    recorded = _settings()
+    record = {
+        "experiment_id": "e",
+        "tier": "T0",
+        "subtest": "00-empty",
+        "run": 1,
+        "agent_name": "oracle",
+        "judge_mode": "llm",
+        "outcome": "passed",
+        # A string that looks like the key must not fool the reader.
+        "node_id": '\\n  "settings": {"agent": "fake"}',
+        "settings": recorded.model_dump(mode="json"),
+    }
+    reader = SettingsReader()
+    paths = []
+    for number in (1, 2):
+        path = tmp_path / f"r{number}.json"
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        paths.append(path)
+    first, second = reader.read(paths[0]), reader.read(paths[1])
+    assert first == recorded and second is first  # parsed once for identical settings
+    legacy = tmp_path / "legacy.json"
+    legacy.write_text(json.dumps({**record, "settings": None}, indent=2))
+    old = reader.read(legacy)
+    assert isinstance(old, RecordSummary) and old.settings is None
+    assert reader.read(tmp_path / "missing.json") is None
+    compact = tmp_path / "compact.json"  # not the layout dump_record writes: full parse
+    compact.write_text(json.dumps(record))
+    parsed = reader.read(compact)
+    assert isinstance(parsed, RecordSummary) and parsed.settings == recorded
