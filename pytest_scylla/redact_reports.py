@@ -18,11 +18,63 @@ from typing import Any
 
 import pytest
 
-from pytest_scylla.redact import Redactor, session_redactor
+from pytest_scylla.redact import REDACTED, Redactor, session_redactor
 
 _REDACTOR_KEY: pytest.StashKey[Redactor] = pytest.StashKey()
 # Attributes pytest-json-report keeps on the item and the report (its streams, log, metadata).
 JSON_REPORT_EXTRA = "_json_report_extra"
+
+
+# What is left of a secret next to a cut shorter than this is not hidden (it would hide
+# ordinary text that happens to start like a key, "sk-a...").
+MIN_FRAGMENT_CHARS = 4
+ELLIPSIS = "..."
+
+
+class ReportRedactor(Redactor):
+    """A Redactor that also hides what is left of a known secret beside "...": pytest
+    shortens the reprs of a frame's arguments and locals to 240 characters by cutting out
+    their middle, and a cut through a secret leaves pieces no whole-secret match finds."""
+
+    def __call__(self, text: str) -> str:
+        text = super().__call__(text)
+        if ELLIPSIS not in text or not self.secrets:
+            return text
+        pieces: list[str] = []
+        for index, piece in enumerate(text.split(ELLIPSIS)):
+            if index > 0:  # piece follows a cut: may start with a secret's end
+                piece = self._hide_tail_of_secret(piece)
+            pieces.append(piece)
+        for index in range(len(pieces) - 1):  # piece precedes a cut: may end with a start
+            pieces[index] = self._hide_head_of_secret(pieces[index])
+        return ELLIPSIS.join(pieces)
+
+    def _hide_head_of_secret(self, piece: str) -> str:
+        """`piece` with a secret's first part at its end hidden (the longest such part)."""
+        for secret in self.secrets:
+            head = secret[:MIN_FRAGMENT_CHARS]
+            start = piece.find(head, max(0, len(piece) - len(secret)))
+            while start != -1:  # earliest first: the longest part
+                if secret.startswith(piece[start:]):
+                    piece = piece[:start] + REDACTED
+                    break
+                start = piece.find(head, start + 1)
+        return piece
+
+    def _hide_tail_of_secret(self, piece: str) -> str:
+        """`piece` with a secret's last part at its start hidden (the longest such part)."""
+        for secret in self.secrets:
+            tail = secret[-MIN_FRAGMENT_CHARS:]
+            longest = 0
+            found = piece.find(tail, 0, len(secret))
+            while found != -1:
+                end = found + MIN_FRAGMENT_CHARS
+                if secret.endswith(piece[:end]):
+                    longest = end
+                found = piece.find(tail, found + 1, len(secret))
+            if longest:
+                piece = REDACTED + piece[longest:]
+        return piece
 
 
 def report_redactor(config: pytest.Config) -> Redactor:
@@ -30,7 +82,7 @@ def report_redactor(config: pytest.Config) -> Redactor:
     file hold when the first report is made (one per config, built once)."""
     redactor = config.stash.get(_REDACTOR_KEY, None)
     if redactor is None:
-        redactor = config.stash[_REDACTOR_KEY] = session_redactor()
+        redactor = config.stash[_REDACTOR_KEY] = ReportRedactor(session_redactor().secrets)
     return redactor
 
 

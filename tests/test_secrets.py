@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest._io.saferepr import saferepr
 from experiment_factory import write_experiment
 
 from pytest_scylla.agents.base import AgentRequest
@@ -25,6 +26,7 @@ from pytest_scylla.redact import (
     secrets_from_credentials_file,
     session_redactor,
 )
+from pytest_scylla.redact_reports import ReportRedactor
 from pytest_scylla.session import ScyllaSession
 from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.testing.session_server import DRY_RUN_KEY
@@ -167,6 +169,17 @@ def test_redactor_tree_redacts_every_string() -> None:
     assert redacted["a"][1] == ("x", f"pre {REDACTED}") and redacted[REDACTED] == 3
 
 
+def test_report_redactor_hides_a_secret_cut_short_by_a_repr() -> None:
+    secret = f"deploy-{uuid.uuid4().hex}"
+    redactor = ReportRedactor([secret])
+    for before, after in ((60, 300), (100, 300), (115, 300), (300, 100), (300, 120)):
+        shown = saferepr("a" * before + secret + "b" * after)  # 240 characters at most
+        assert "..." in shown
+        hidden = redactor(shown)
+        assert not [fragment for fragment in fragments(secret, 4) if fragment in hidden]
+    assert redactor("an ellipsis... and text...") == "an ellipsis... and text..."
+
+
 # --- the credentials file -------------------------------------------------------------------
 
 
@@ -215,10 +228,18 @@ def test_credentials_file_is_read_carefully(tmp_path: Path) -> None:
 
 @pytest.fixture
 def secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    key, custom = unique_key(), f"deploy-{uuid.uuid4().hex}"
+    key, custom = unique_key(), f"pw{uuid.uuid4().hex}"
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
     monkeypatch.setenv(CUSTOM_SECRET_VAR, custom)
     return key, custom
+
+
+def fail_with(note: str, env: dict[str, str]) -> None:
+    raise RuntimeError(f"harness bug with {env} and {os.environ['ANTHROPIC_API_KEY']}")
+
+
+def fragments(secret: str, size: int = 6) -> list[str]:
+    return [secret[start : start + size] for start in range(len(secret) - size + 1)]
 
 
 def crash_runs_with_the_secrets_in_hand(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -237,7 +258,8 @@ def crash_runs_with_the_secrets_in_hand(monkeypatch: pytest.MonkeyPatch) -> None
                 print(f"stdout holds {env}")
                 print(f"stderr holds {env}", file=sys.stderr)
                 logging.getLogger("scylla.test").error("log holds %s", env)
-                raise RuntimeError(f"harness bug with {env} and {os.environ['ANTHROPIC_API_KEY']}")
+                # pytest cuts this argument's repr to 240 characters, through the secret.
+                fail_with("a" * 100 + os.environ[CUSTOM_SECRET_VAR] + "b" * 300, env)
 
         return Exploding()
 
@@ -272,8 +294,9 @@ def test_a_crashing_run_leaks_no_secret_anywhere(
     terminal = "\n".join(result.outlines + result.errlines)
     written = [junit.read_text(), json_report.read_text()]
     for secret in secrets_in_env:
-        assert secret not in terminal
-        assert all(secret not in text for text in written)
+        for fragment in fragments(secret):  # whole, or cut short by a repr
+            assert fragment not in terminal
+            assert all(fragment not in text for text in written)
     assert files_holding(results, *secrets_in_env) == []
     # The captured output and log are there, redacted, in every report.
     assert f"stdout holds {{'ANTHROPIC_API_KEY': '{REDACTED}'" in terminal
@@ -284,6 +307,7 @@ def test_a_crashing_run_leaks_no_secret_anywhere(
     assert "log holds" in json.dumps(crashed["setup"]["log"])
     if tb_style == "long":  # the full traceback, with the frame that raised
         assert "def execute(self, plan: Any) -> Any:" in terminal
+        assert "note = 'aaaa" in terminal and f"{REDACTED}...bbbb" in terminal
         assert "RuntimeError" in crashed["setup"]["crash"]["message"]
     else:  # one line and where the run's files are
         assert "def execute" not in terminal
