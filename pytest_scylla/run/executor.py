@@ -57,7 +57,10 @@ class RunExecutor:
         else:
             damaged_file = False
         if existing is None:
-            existing = rebuild_record(self.services.agent, self.settings, plan, run_path)
+            try:
+                existing = rebuild_record(self.services.agent, self.settings, plan, run_path)
+            except Exception as error:  # whatever is on disk, the run goes on without it
+                notes.append(f"{run_path}: saved output not usable ({self._one_line(error)})")
             if existing is not None:
                 what = "damaged" if damaged_file else "missing"
                 notes.append(
@@ -70,6 +73,10 @@ class RunExecutor:
         if self.settings.regenerate:
             return regenerate(self.services, plan, existing, run_path, notes)
         decision = decide(existing, self.settings)
+        if decision == "agent" and self.settings.rejudge:
+            # A rejudge never starts an agent: a run without finished agent work stays as is.
+            notes.append(f"{run_path}: no finished agent work to judge; left as it is")
+            return RunOutcome(existing, from_disk=True, notes=notes)
         if decision == "reuse":
             assert existing is not None
             return RunOutcome(existing, from_disk=True, notes=notes)
