@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_regenerate import PANEL, TEST_FILE, never_called, synthetic_record
 
 from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text, dump_record
+from pytest_scylla.recovery import snapshot_experiment
 from pytest_scylla.run_settings import run_settings_for
 from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.spec.load_experiment import load_experiment
@@ -62,6 +63,9 @@ def write_tree(results: Path, runs: int, seed: int = 11) -> int:
     experiment = load_experiment(TEST_FILE)
     settings = ScyllaSettings(agent="oracle", judge_model=PANEL[0], add_judges=PANEL[1:])
     rng = random.Random(seed)
+    # What the first real session saves beside the records: recovery and a status of the
+    # results folder read it.
+    snapshot_experiment(experiment.test_file, experiment.spec, results)
     written = 0
     for tier in experiment.spec.tiers:
         for subtest in experiment.catalogue.subtests(tier):
