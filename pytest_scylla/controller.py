@@ -47,13 +47,18 @@ def targets_experiments(config: pytest.Config) -> bool:
         path = Path(argument.split("::", 1)[0])
         if path.name == EXPERIMENT_FILE:
             return True
-        if path.is_dir() and (
-            (path / EXPERIMENT_FILE).is_file()
-            or any(path.glob(f"*/{EXPERIMENT_FILE}"))
-            or any(path.glob(f"*/*/{EXPERIMENT_FILE}"))
+        if path.is_dir() and any(
+            _is_experiment_file(found)
+            for pattern in (EXPERIMENT_FILE, f"*/{EXPERIMENT_FILE}", f"*/*/{EXPERIMENT_FILE}")
+            for found in path.glob(pattern)
         ):
             return True
     return False
+
+
+def _is_experiment_file(test_file: Path) -> bool:
+    """Not the copy saved beside results (recovery.SNAPSHOT_MARKER): nothing runs from it."""
+    return test_file.is_file() and not (test_file.parent / ".scylla-snapshot").is_file()
 
 
 _targets_experiments = targets_experiments  # the name preflight uses
@@ -65,6 +70,13 @@ def _has_credentials() -> bool:
     return (Path.home() / ".claude" / ".credentials.json").is_file()
 
 
+def _targets_results(config: pytest.Config) -> bool:
+    """Whether a results folder is on the command line (recovery from the folder alone)."""
+    from pytest_scylla.recovery import results_folders_in
+
+    return any(results_folders_in(Path(argument.split("::", 1)[0])) for argument in config.args)
+
+
 def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
     """Stop before the first run, with one line, when a run could not possibly work."""
     if settings.regenerate and settings.rejudge:
@@ -73,7 +85,14 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         raise pytest.UsageError(
             "--agent command needs --agent-command 'TEMPLATE' ({prompt_file}, {workspace}, {model})"
         )
-    if not _targets_experiments(config) or config.option.collectonly:
+    if settings.status and (settings.fresh or settings.build_image):
+        raise pytest.UsageError(
+            "--scylla-status changes nothing: drop --fresh/--scylla-build-image to see a status"
+        )
+    recovering = settings.regenerate or settings.rejudge or settings.status
+    if config.option.collectonly or settings.status:
+        return  # a status needs no agent, no judge, no network and no credentials
+    if not _targets_experiments(config) and not (recovering and _targets_results(config)):
         return
     if settings.fake_api is not None and not settings.regenerate:
         from pytest_scylla.testing.session_server import start_session_fake_api
@@ -82,7 +101,7 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
     if settings.regenerate:
         return
     needs_api = [f"judge {model}" for model in settings.judge_models]
-    if settings.agent == "claude-code":
+    if settings.agent == "claude-code" and not settings.rejudge:
         needs_api.insert(0, f"agent claude-code ({settings.model})")
     if needs_api and not _has_credentials():
         base_url = os.environ.get("ANTHROPIC_BASE_URL")
@@ -92,7 +111,7 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
                 "or ~/.claude/.credentials.json); or pass --scylla-fake-api SCRIPT for an offline dry run, "
                 "or --judge-model none with --agent oracle|nop|command"
             )
-    if settings.sandbox == "docker":
+    if settings.sandbox == "docker" and not settings.rejudge:  # a rejudge starts no agent
         from pytest_scylla.sandbox.preflight import prepare_docker
 
         prepare_docker(config, settings)
@@ -187,6 +206,8 @@ class ResultsCollector:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         from pytest_scylla.collect import scylla_session
 
+        if self.settings.status or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+            return  # a status, or a session stopped before its first run, writes nothing
         # A run interrupted before any report still leaves an experiment to aggregate.
         for experiment in scylla_session(self.config).experiments.values():
             if (self.settings.results_dir / experiment.id).is_dir():
@@ -254,8 +275,14 @@ class ResultsCollector:
             return ""
 
     def _write_manifest(self, experiment_dir: Path, records: list[RunRecord]) -> None:
-        if self.settings.regenerate and (experiment_dir / MANIFEST_FILE).is_file():
-            return  # regenerating changes nothing about what was run
+        manifest_file = experiment_dir / MANIFEST_FILE
+        if self.settings.regenerate and manifest_file.is_file():
+            # Regenerating runs nothing; only a pass threshold re-decides the runs, and says so.
+            if self.settings.pass_threshold is not None:
+                kept = SessionManifest.model_validate_json(manifest_file.read_text("utf-8"))
+                kept.options["pass_threshold"] = self.settings.pass_threshold
+                atomic_write_json(manifest_file, kept.redacted(self.redactor))
+            return
         options = self.settings.model_dump(mode="json")
         manifest = SessionManifest(
             plugin_version=pytest_scylla.__version__,
