@@ -11,7 +11,7 @@ from pytest_scylla.aggregate import aggregate_experiment
 from pytest_scylla.records import AgentRecord, RunRecord, ScoreRecord
 from pytest_scylla.report.html import render_html
 from pytest_scylla.report.markdown import escape_markdown, render_markdown
-from pytest_scylla.report.model import ReportInput, SubtestReport, TierReport
+from pytest_scylla.report.model import ReportInput, RunCounts, SubtestReport, TierReport
 from pytest_scylla.report.tables import fmt_cost_of_pass
 from pytest_scylla.report.terminal import tier_table as terminal_tier_table
 from pytest_scylla.stats import compare_groups, summarize, wilson_interval
@@ -291,3 +291,23 @@ def test_terminal_tier_table_cells() -> None:
     low, high = wilson_interval(0, 1)
     assert cells["T1"] == f"1 0 1 0 0 0.00 {low:.2f}-{high:.2f} 0.100 0.100 $0.1250 $0.0000 inf 00"
     assert cells["T2"] == "1 0 0 0 1 n/a n/a n/a n/a $0.0000 $0.0000 n/a -"
+
+
+def test_counts_attempts_and_records_not_counted_in_both_reports(report: ReportInput) -> None:
+    counted = report.model_copy(
+        update={
+            "counts": RunCounts(
+                passed=3, failed=6, timed_out=2, error=1, earlier_attempts=2, replaced_judged_runs=1
+            ),
+            "notes": [f"results/x/T0/00/run-02/run_result.json: {HOSTILE_NAME}; not counted"],
+        }
+    )
+    counted.tiers[0].counts = RunCounts(passed=3, failed=3, timed_out=2, error=1)
+    markdown = render_markdown(counted)
+    assert "| T0 tier T0 | 7 | 3 / 3 / 2 / 1 |" in markdown
+    assert "2 earlier attempt(s) kept, their spend included in costs" in markdown
+    assert "1 judged run(s) replaced by --scylla-rerun-failed" in markdown
+    assert "## Not counted" in markdown and "&lt;script&gt;" in markdown
+    html = render_html(counted)
+    assert '<td class="num">3 / 3 / 2 / 1</td>' in html
+    assert "<h2>Not counted</h2>" in html and "<script>alert" not in html

@@ -71,7 +71,11 @@ class RunExecutor:
                 if not self.settings.regenerate:  # regenerate writes it itself
                     atomic_write_text(run_path / RUN_RECORD_FILE, dump_record(existing))
         if self.settings.regenerate:
-            return regenerate(self.services, plan, existing, run_path, notes)
+            try:
+                return regenerate(self.services, plan, existing, run_path, notes)
+            except Exception as error:  # the record stays as it was on disk
+                notes.append(f"{run_path}: not regenerated ({self._one_line(error)})")
+                return RunOutcome(existing, from_disk=True, notes=notes)
         decision = decide(existing, self.settings)
         if decision == "agent" and self.settings.rejudge:
             # A rejudge never starts an agent: a run without finished agent work stays as is.
