@@ -212,3 +212,18 @@ def test_ctrl_c_while_judges_retry_keeps_the_agent_work_and_the_next_session_onl
     for path, mtime in agent_files.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was written again: the agent ran"
     assert FAKE_KEY not in (run_dir / "run_result.json").read_text()
+
+
+def test_sighup_and_sigterm_raise_keyboard_interrupt_until_unconfigure() -> None:
+    from pytest_scylla.signals import SIGNALS, InterruptSignals
+
+    before = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    handlers = InterruptSignals()
+    try:
+        for signum in SIGNALS:
+            with pytest.raises(KeyboardInterrupt, match=signal.Signals(signum).name):
+                os.kill(os.getpid(), signum)
+                time.sleep(1)  # the handler runs at the next bytecode; never reached
+    finally:
+        handlers.pytest_unconfigure(config=None)  # type: ignore[arg-type]
+    assert {signum: signal.getsignal(signum) for signum in SIGNALS} == before
