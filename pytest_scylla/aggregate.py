@@ -178,15 +178,20 @@ def _best(subtests: dict[str, SubTestResult]) -> str | None:
     ).subtest
 
 
-def split_by_settings(runs: list[RunRecord]) -> tuple[list[RunRecord], list[str]]:
-    """(the runs made with the sub-test's prevailing settings, notes on the others).
+def split_by_settings(
+    runs: list[RunRecord], *, scope: str = "sub-test"
+) -> tuple[list[RunRecord], list[str]]:
+    """(the runs made with the prevailing settings, notes on the others).
 
     The prevailing settings are those of most runs, ties going to the most recent run.
+    Across an experiment (`scope="experiment"`) the sub-test's own hash is left out of the
+    comparison: sub-tests differ by design, the agent, model, panel or threshold may not.
     A record without settings (written before they were recorded) cannot be shown to
     differ and is kept.
     """
+    ignored = {"plugin_version"} | ({"subtest_sha256"} if scope == "experiment" else set())
     keyed: list[tuple[str, RunRecord, RunSettings]] = [
-        (record.settings.model_dump_json(exclude={"plugin_version"}), record, record.settings)
+        (record.settings.model_dump_json(exclude=ignored), record, record.settings)
         for record in runs
         if record.settings is not None
     ]
@@ -205,22 +210,20 @@ def split_by_settings(runs: list[RunRecord]) -> tuple[list[RunRecord], list[str]
         if settings is None:
             kept.append(record)
             continue
-        fields = differences(settings, prevailing)
+        fields = [field for field in differences(settings, prevailing) if field not in ignored]
         what = ", ".join(option_names(fields)) if fields else "settings"
         folder = run_dir(Path(), record.experiment_id, record.tier, record.subtest, record.run)
-        notes.append(
-            f"{folder}: made with other {what} than the sub-test's other runs; not counted"
-        )
+        notes.append(f"{folder}: made with other {what} than the {scope}'s other runs; not counted")
     return kept, notes
 
 
 def aggregate_experiment(
     experiment_id: str, records: list[RunRecord], damaged: list[str]
 ) -> ExperimentResult:
+    pooled, excluded = split_by_settings(records, scope="experiment")
     by_tier: dict[str, dict[str, list[RunRecord]]] = {}
-    for record in sorted(records, key=lambda r: (r.tier, r.subtest, r.run)):
+    for record in sorted(pooled, key=lambda r: (r.tier, r.subtest, r.run)):
         by_tier.setdefault(record.tier, {}).setdefault(record.subtest, []).append(record)
-    excluded: list[str] = []
     tiers: dict[str, TierResult] = {}
     counted: list[RunRecord] = []
     for tier, subtests in sorted(by_tier.items()):

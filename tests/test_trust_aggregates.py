@@ -96,13 +96,13 @@ def test_a_record_copied_into_other_runs_is_reported_and_not_counted(
     assert counts["passed"] == 3
 
 
-def _record(run: int, model: str, finished_at: str) -> RunRecord:
+def _record(run: int, model: str, finished_at: str, subtest: str = "00") -> RunRecord:
     return RunRecord(
         experiment_id="exp",
         tier="T0",
-        subtest="00",
+        subtest=subtest,
         run=run,
-        node_id=f"exp/test.yaml::T0::00[run-{run:02d}]",
+        node_id=f"exp/test.yaml::T0::{subtest}[run-{run:02d}]",
         agent_name="claude-code",
         judge_mode="commands-only",
         outcome="passed",
@@ -121,7 +121,7 @@ def _record(run: int, model: str, finished_at: str) -> RunRecord:
             pass_threshold_source="rubric",
             sandbox="local",
             fixture_sha256="f" * 64,
-            subtest_sha256="s" * 64,
+            subtest_sha256=subtest * 32,
         ),
     )
 
@@ -140,3 +140,19 @@ def test_records_of_other_settings_are_named_and_not_pooled() -> None:
     assert subtest.stats.n == 4 and result.counts.passed == 4
     [note] = result.excluded_records
     assert note.startswith(str(Path("exp/T0/00/run-02"))) and "--model" in note
+
+
+def test_a_sub_test_run_with_another_model_is_not_pooled_into_the_tier() -> None:
+    records = [
+        _record(run, "claude-sonnet-4-6", f"2026-01-01T00:00:0{run}+00:00") for run in (1, 2)
+    ]
+    records += [
+        _record(run, "claude-opus-4-6", f"2026-01-01T00:00:0{run}+00:00", subtest="01")
+        for run in (1,)
+    ]
+    result = aggregate_experiment("exp", records, [])
+    assert list(result.tiers["T0"].subtests) == ["00"]
+    assert result.tiers["T0"].stats.n == 2
+    [note] = result.excluded_records
+    assert note.startswith(str(Path("exp/T0/01/run-01"))) and "--model" in note
+    assert "sub-test definition" not in note and "experiment's other runs" in note
