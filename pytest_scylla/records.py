@@ -397,14 +397,3 @@ def parse_record(raw: bytes, path: Path | str) -> RunRecord:
         raise
     except (ValueError, ValidationError) as error:
         raise DamagedRecord(f"{path}: damaged run record ({error.__class__.__name__})") from error
-
-
-def load_record(path: Path) -> RunRecord | None:
-    """The record at path, None when there is none (see results_layout.load_run_record)."""
-    if not path.exists():
-        return None
-    try:
-        raw = path.read_bytes()
-    except OSError as error:  # a directory in its place, unreadable
-        raise DamagedRecord(f"{path}: damaged run record ({error.__class__.__name__})") from error
-    return parse_record(raw, path)
