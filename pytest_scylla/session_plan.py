@@ -8,6 +8,7 @@ left out. Registered on the controller only; state lives on the instance.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.settings_check import (
     PlannedRun,
     find_conflict,
+    planned_from_node_ids,
     read_planned,
     read_planned_settings,
 )
@@ -38,6 +40,7 @@ class SessionPlan:
         self.status_lines: list[str] = []
         self.not_judged: list[str] = []  # rejudge: runs with no finished agent output
         self.snapshots_done: set[str] = set()
+        self.xdist_checked = False
 
     @property
     def checks_settings(self) -> bool:
@@ -72,6 +75,19 @@ class SessionPlan:
                 raise pytest.UsageError(conflict.message(results_dir))
         for run in planned_runs:
             self._snapshot(run.experiment.test_file, run.experiment.spec)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: Sequence[str]) -> None:
+        """With xdist the controller collects nothing: the first worker's ids (every worker
+        collects the same) are checked before xdist schedules any of them."""
+        if self.xdist_checked or not self.checks_settings or self.settings.status:
+            return
+        self.xdist_checked = True
+        planned = planned_from_node_ids(ids, self.config.rootpath, self.settings.tiers_dir)
+        results_dir = self.settings.results_dir
+        conflict = find_conflict(read_planned_settings(planned, results_dir), self.settings)
+        if conflict is not None:
+            raise pytest.UsageError(conflict.message(results_dir))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool | None:

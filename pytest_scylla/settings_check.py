@@ -9,6 +9,7 @@ the wanted settings are computed once per sub-test, not once per run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ from pytest_scylla.run_settings import (
     option_names,
     run_settings_for,
 )
+
+EXPERIMENT_FILE = "test.yaml"  # collect.EXPERIMENT_FILE
 
 if TYPE_CHECKING:
     from pytest_scylla.settings import ScyllaSettings
@@ -82,6 +85,39 @@ class Conflict:
             f"pytest-scylla: {self.records} run record(s) in {results_dir} were made with other "
             f"options: {parts_text}. Use {', '.join(ways_out[:-1])} or {ways_out[-1]}"
         )
+
+
+_NODE_ID = re.compile(
+    r"^(?P<file>.+?)::(?P<tier>T[0-6])::(?P<subtest>[^:\[]+)\[run-(?P<run>\d+)\]$"
+)
+
+
+def planned_from_node_ids(
+    node_ids: Iterable[str], rootpath: Path, tiers_dir: Path | None
+) -> list[PlannedRun]:
+    """The runs behind xdist's collected ids (`exp/test.yaml::T0::00-empty[run-03]`): with
+    xdist the controller collects nothing, so it loads the experiments itself to check."""
+    from pytest_scylla.spec.load_experiment import load_experiment
+
+    experiments: dict[str, Experiment | None] = {}
+    planned: list[PlannedRun] = []
+    for node_id in node_ids:
+        match = _NODE_ID.match(node_id)
+        if match is None or not match["file"].endswith(EXPERIMENT_FILE):
+            continue
+        if match["file"] not in experiments:
+            try:
+                experiments[match["file"]] = load_experiment(rootpath / match["file"], tiers_dir)
+            except Exception:  # the workers report a malformed experiment themselves
+                experiments[match["file"]] = None
+        experiment = experiments[match["file"]]
+        if experiment is None:
+            continue
+        subtests = {subtest.id: subtest for subtest in experiment.catalogue.subtests(match["tier"])}
+        subtest = subtests.get(match["subtest"])
+        if subtest is not None:
+            planned.append(PlannedRun(experiment, subtest, int(match["run"])))
+    return planned
 
 
 def read_planned(

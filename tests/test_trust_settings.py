@@ -229,3 +229,18 @@ def test_settings_reader_reads_only_settings_and_falls_back_for_old_records(
     compact.write_text(json.dumps(record))
     parsed = reader.read(compact)
     assert isinstance(parsed, RecordSummary) and parsed.settings == recorded
+
+
+def test_with_xdist_the_controller_checks_the_workers_ids(
+    pytester: pytest.Pytester, experiment: Path
+) -> None:
+    results = pytester.path / "results"
+    one_run = ("--runs", "1", "-n", "2")
+    pytester.runpytest(*args(experiment, results, *one_run)).assert_outcomes(passed=1)
+    before = digest(results)
+
+    changed = pytester.runpytest(*args(experiment, results, *one_run, "--model", "other-model"))
+
+    assert changed.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--model (on disk: claude-sonnet-4-6; now: other-model)" in changed.stderr.str()
+    assert digest(results) == before
