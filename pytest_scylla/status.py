@@ -148,7 +148,11 @@ def render_status(
     conflict: Conflict | None,
     results_dir: Path,
 ) -> list[str]:
-    lines = [f"pytest-scylla status of {results_dir} (nothing was run)"]
+    lines = [
+        f"pytest-scylla status of {results_dir} (nothing was run)",
+        "  columns: runs selected; passed, failed, timed out, errored, missing on disk;"
+        " judge-incomplete; attempts; agent runs and judge calls still to do",
+    ]
     header = (
         f"  {'tier/sub-test':<32} {'runs':>5} {'pass':>5} {'fail':>5} {'t/out':>5} {'error':>5}"
         f" {'miss':>5} {'j-inc':>5} {'att':>5} {'agent':>6} {'judge':>6}"
