@@ -139,6 +139,8 @@ def run_process_agent(
     reason = None
     if outcome.timed_out:
         reason = f"timed out after {request.timeout_s:g} s"
+    elif outcome.disk_limit_exceeded:
+        reason = "killed: its workspace and home outgrew the sandbox's disk limit"
     elif outcome.exit_code != 0:
         detail = tail_line(read_tail(stderr_path))
         reason = f"exited with code {outcome.exit_code}" + (f": {detail}" if detail else "")
