@@ -278,6 +278,16 @@ def test_rejudge_a_results_folder_adds_only_the_new_judge(
         # What made the agent output is unchanged: the sub-test and fixture hashes stay.
         for name in ("agent", "model", "subtest_sha256", "fixture_sha256", "sandbox"):
             assert settings[name] == settings_before[key][name]
+    # Regenerate from the folder needs no key and asks nothing: the LLM consensus is rebuilt
+    # from the saved judgments.
+    judge_api.clear()
+    with pytest.MonkeyPatch.context() as no_key:
+        no_key.delenv("ANTHROPIC_API_KEY")
+        no_key.delenv("ANTHROPIC_BASE_URL")
+        regenerated = pytester.runpytest(str(results), "--scylla-regenerate", *NO_CACHE)
+    regenerated.assert_outcomes(passed=2)
+    assert judge_api.requests == []
+    assert all(r["judge_mode"] == "llm" for r in records(results).values())
     # The experiment back with the new panel: a plain resume reuses every run.
     shutil.move(str(moved), str(experiment))
     judge_api.clear()
