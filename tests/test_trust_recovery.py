@@ -192,6 +192,8 @@ def test_rejudge_never_starts_an_agent_and_names_what_it_left_out(
         "1",
         "--agent",
         "nop",
+        "--judge-model",
+        "none",
         "--results-dir",
         str(results),
         "--scylla-rejudge",
