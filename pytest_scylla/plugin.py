@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_scylla import hooks
+from pytest_scylla.ci_report import ExitPolicy, add_junit_properties
 from pytest_scylla.collect import (
     EXPERIMENT_FILE,
     SESSION_KEY,
@@ -75,6 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
         preflight(config, settings)
         config.pluginmanager.register(SessionPlan(config, settings), "scylla-plan")
         config.pluginmanager.register(ResultsCollector(config, settings), "scylla-results")
+        if settings.fail_on is not None:
+            config.pluginmanager.register(ExitPolicy(settings.fail_on), "scylla-exit-policy")
 
 
 def _recovery_settings(config: pytest.Config, settings: ScyllaSettings) -> ScyllaSettings:
@@ -101,8 +104,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     # A results folder's run trees and its saved experiment are read by ResultsFolder; the
     # saved test.yaml is never an experiment to run.
     if collection_path.is_dir() and (
-        is_results_folder(collection_path.parent)
-        or (collection_path / SNAPSHOT_MARKER).is_file()
+        is_results_folder(collection_path.parent) or (collection_path / SNAPSHOT_MARKER).is_file()
     ):
         return True
     return None
@@ -220,6 +222,8 @@ def pytest_runtest_makereport(
         setattr(report, RECORD_ATTRIBUTE, item.record.model_dump_json())
         setattr(report, EXPERIMENT_FILE_ATTRIBUTE, str(item.experiment.test_file))
         report.user_properties.append((FROM_DISK_PROPERTY, item.from_disk))
+        # Before the teardown report is made (junitxml writes its properties) and redacted.
+        add_junit_properties(item, item.record)
     if report.failed and call.excinfo is not None and call.when != "call":
         # pytest asks repr_failure only about the call stage; a run's work is in setup.
         report.longrepr = item.repr_failure(call.excinfo)
