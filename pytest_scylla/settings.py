@@ -56,6 +56,9 @@ class ScyllaSettings(BaseModel):
     keep_workspace: bool = False
     judge_timeout: float = 300.0
     api_retry_budget: float = 300.0
+    # Which outcomes make the exit status non-zero (None: pytest's own rule); see ci_report.
+    fail_on: Literal["error", "failed", "never"] | None = None
+    import_upstream: Path | None = None  # an upstream results tree to convert (upstream.py)
 
     @property
     def judge_models(self) -> list[str]:
@@ -321,6 +324,26 @@ _OPTIONS: list[tuple[str, str, dict[str, Any], str]] = [
             "help": "keep each run's workspace under the results directory",
         },
         "bool",
+    ),
+    (
+        "--scylla-fail-on",
+        "fail_on",
+        {
+            "choices": ["error", "failed", "never"],
+            "help": "what makes the exit status non-zero: 'error' (harness/API errors, not low "
+            "scores), 'failed' (both), 'never' (0 once the session completed); default: pytest's",
+        },
+        "string",
+    ),
+    (
+        "--scylla-import-upstream",
+        "import_upstream",
+        {
+            "metavar": "SRC",
+            "help": "convert an upstream ProjectScylla results tree into run records under "
+            "--results-dir, with aggregates and reports (SRC is only read)",
+        },
+        "string",
     ),
 ]
 
