@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_scylla import hooks
+from pytest_scylla import builtins, hooks
 from pytest_scylla.ci_report import ExitPolicy, add_junit_properties
 from pytest_scylla.collect import (
     EXPERIMENT_FILE,
@@ -36,7 +36,13 @@ from pytest_scylla.recovery import (
 from pytest_scylla.redact_reports import redact_report
 from pytest_scylla.session import ScyllaSession
 from pytest_scylla.session_plan import SessionPlan, can_rejudge, run_label
-from pytest_scylla.settings import ScyllaSettings, add_options, explicit_options, read_settings
+from pytest_scylla.settings import (
+    ScyllaSettings,
+    add_options,
+    explicit_options,
+    read_settings,
+    split_swallowed_paths,
+)
 from pytest_scylla.settings_check import PlannedRun, read_planned
 from pytest_scylla.signals import InterruptSignals
 from pytest_scylla.spec.experiment import TIER_IDS
@@ -49,6 +55,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
+    pluginmanager.register(builtins, "scylla-builtins")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, args: list[str], parser: pytest.Parser
+) -> None:
+    """`--tiers T0 experiments/x` must not read the path as a tier: the last parse of `args`
+    happens after this hook, and the paths found here reach the initial conftests too."""
+    rewritten = split_swallowed_paths(args)
+    if rewritten == args:
+        return
+    args[:] = rewritten
+    early_config.known_args_namespace.file_or_dir = list(parser.parse_known_args(args).file_or_dir)
 
 
 def is_controller(config: pytest.Config) -> bool:

@@ -7,9 +7,10 @@ import os
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,6 +22,8 @@ from pytest_scylla.spec.load_experiment import Experiment
 from pytest_scylla.workspace import SourceCache
 
 if TYPE_CHECKING:
+    from pytest_scylla.judges.llm import Judge
+    from pytest_scylla.judges.run_judges import LlmJudgeRunner
     from pytest_scylla.sandbox.local import Isolation
 
 # The local sandbox's isolation (see local_isolation); the benchmark compares the two.
@@ -44,6 +47,7 @@ class ScyllaSession:
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     experiments: dict[str, Experiment] = field(default_factory=dict)
     _executor: RunExecutor | None = None
+    _judge_runner: LlmJudgeRunner | None = None
 
     def executor(self) -> RunExecutor:
         if self._executor is None:
@@ -51,7 +55,6 @@ class ScyllaSession:
         return self._executor
 
     def _services(self) -> SessionServices:
-        from pytest_scylla.agents.registry import make_agent
         from pytest_scylla.sandbox.reaper import sweep_stale_work
 
         settings = self.settings
@@ -59,7 +62,7 @@ class ScyllaSession:
         redactor = session_redactor()
         # Before this session's first run: folders of killed sessions, never a live one's.
         sweep_stale_work(work_root() / "runs")
-        factory = make_sandbox_factory(settings, self.session_id, self.hidden_paths())
+        factory = self.make("sandbox", settings.sandbox)
         problem = getattr(factory, "isolation_problem", None)
         if settings.sandbox == "local" and not getattr(factory, "isolates", True) and problem:
             self.warn(
@@ -70,17 +73,42 @@ class ScyllaSession:
         return SessionServices(
             settings=settings,
             sandbox_factory=factory,
-            agent=make_agent(
-                settings.agent,
-                claude_bin=settings.claude_bin,
-                command_template=settings.agent_command,
-            ),
-            judge_runner=make_judge_runner(settings, redactor),
+            agent=self.make("agent", settings.agent),
+            judge_runner=self.judge_runner(redactor),
             redactor=redactor,
             source_cache=SourceCache(work_root() / "sources"),
             session_id=self.session_id,
             work_root=work_root() / "runs",
         )
+
+    def make(self, kind: str, name: str) -> Any:
+        """The agent or sandbox factory called `name`, from the first hook that answers."""
+        hook = getattr(self.config.hook, f"pytest_scylla_make_{kind}")
+        made = hook(config=self.config, name=name)
+        if made is None:  # preflight checks the names; a worker may still lack a plugin
+            raise SandboxError(f"no pytest_scylla_make_{kind} implementation makes {name!r}")
+        return made
+
+    def judge_runner(self, redactor: Redactor | None = None) -> LlmJudgeRunner | None:
+        """The panel runner (None when LLM judging is off); each judge comes from
+        pytest_scylla_make_judge, and each request passes pytest_scylla_judge_request."""
+        if self._judge_runner is None and self.settings.judge_models:
+            self._judge_runner = make_judge_runner(
+                self.settings,
+                redactor or session_redactor(),
+                judge_factory=self._make_judge,
+                request_hook=self._judge_request_hook,
+            )
+        return self._judge_runner
+
+    def _make_judge(self, model: str) -> Judge:
+        judge = self.config.hook.pytest_scylla_make_judge(config=self.config, model=model)
+        if judge is None:
+            raise ValueError(f"no pytest_scylla_make_judge implementation makes judge {model!r}")
+        return judge
+
+    def _judge_request_hook(self, request: dict[str, Any]) -> None:
+        self.config.hook.pytest_scylla_judge_request(config=self.config, request=request)
 
     def hidden_paths(self) -> list[Path]:
         """What no sandboxed process may see, even through a PATH entry: the grading
@@ -118,9 +146,17 @@ def make_sandbox_factory(
     return factory
 
 
-def make_judge_runner(settings: ScyllaSettings, redactor: Redactor):  # type: ignore[no-untyped-def]
+def make_judge_runner(
+    settings: ScyllaSettings,
+    redactor: Redactor,
+    *,
+    judge_factory: Callable[[str], Judge] | None = None,
+    request_hook: Callable[[dict[str, Any]], None] | None = None,
+) -> LlmJudgeRunner | None:
     if not settings.judge_models:
         return None
     from pytest_scylla.judges.run_judges import LlmJudgeRunner
 
-    return LlmJudgeRunner(settings, redactor)
+    return LlmJudgeRunner(
+        settings, redactor, judge_factory=judge_factory, request_hook=request_hook
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -32,6 +33,7 @@ from pytest_scylla.judges.prompt import (
     ANSWER_TOOL_NAME,
     JudgeAnswer,
     JudgeInput,
+    JudgeRequest,
     build_judge_request,
     render_prompt,
 )
@@ -208,9 +210,12 @@ class LlmJudge:
         request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
         unknown_price: Literal["error", "zero"] = "error",
         prompt_cache: bool = True,
+        request_hook: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         """`unknown_price="zero"` records cost 0.0 for a model missing from the price table
-        (e.g. a fake server's made-up model); the default fails here, before any request."""
+        (e.g. a fake server's made-up model); the default fails here, before any request.
+        `request_hook` may change each request's parameters in place before it is sent
+        (the plugin passes the pytest_scylla_judge_request hook)."""
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if unknown_price == "error" and not pricing.knows(model):
@@ -222,6 +227,7 @@ class LlmJudge:
         self.max_attempts = max_attempts
         self.max_tokens = max_tokens
         self.prompt_cache = prompt_cache
+        self.request_hook = request_hook
         # Our retries only: the SDK's would bypass the shared backoff.
         self._client = client.with_options(max_retries=0, timeout=request_timeout_s)
         # Our own redactor: the client's credentials go into a copy, never into the caller's.
@@ -245,10 +251,17 @@ class LlmJudge:
             "tools": [request.tool],
             "tool_choice": {"type": "tool", "name": ANSWER_TOOL_NAME},
         }
+        if self.request_hook is not None:
+            # Before the cache key and prompt.md: both show what is really sent.
+            self.request_hook(params)
+            request = JudgeRequest(
+                system=params["system"], messages=params["messages"], tool=params["tools"][0]
+            )
         canonical = canonical_json(params)
         key = request_key(self.model, canonical)
         prompt_sha256 = hashlib.sha256(canonical.encode()).hexdigest()
-        atomic_write_text(out_dir / PROMPT_FILE, render_prompt(request, self.model))
+        model = str(params["model"])
+        atomic_write_text(out_dir / PROMPT_FILE, self.redactor(render_prompt(request, model)))
         log = JudgeResponseLog(model=self.model, cache_key=key)
 
         if self.cache is not None:

@@ -4,10 +4,10 @@ run files, run the panel (only the judges still missing), and build the consensu
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 
@@ -54,16 +54,27 @@ def judge_credentials(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 class LlmJudgeRunner(JudgeRunner):
-    def __init__(self, settings: ScyllaSettings, redactor: Redactor) -> None:
+    def __init__(
+        self,
+        settings: ScyllaSettings,
+        redactor: Redactor,
+        *,
+        judge_factory: Callable[[str], Judge] | None = None,
+        request_hook: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """`judge_factory` makes each panel member (the session passes the
+        pytest_scylla_make_judge hook, whose built-in answer is `llm_judge`);
+        `request_hook` sees every LLM judge request before it is sent."""
         self.settings = settings
         self.redactor = redactor
+        self.request_hook = request_hook
         state = settings.results_dir / STATE_DIR
         state.mkdir(parents=True, exist_ok=True)
         self.backoff = SharedBackoff(
             state / "api-backoff.json", max_total_s=settings.api_retry_budget
         )
         self.cache = JudgeCache(state / "judge-cache")
-        self.panel = JudgePanel(settings.judge_models, self._make_judge)
+        self.panel = JudgePanel(settings.judge_models, judge_factory or self.llm_judge)
 
     @cached_property
     def pricing(self) -> PricingTable:
@@ -73,7 +84,7 @@ class LlmJudgeRunner(JudgeRunner):
     def client(self) -> anthropic.Anthropic:
         return anthropic.Anthropic(**judge_credentials(os.environ))
 
-    def _make_judge(self, model: str) -> Judge:
+    def llm_judge(self, model: str) -> Judge:
         return LlmJudge(
             model,
             client=self.client,
@@ -83,7 +94,11 @@ class LlmJudgeRunner(JudgeRunner):
             pricing=self.pricing,
             redactor=self.redactor,
             request_timeout_s=self.settings.judge_timeout,
+            unknown_price="zero" if self.settings.allow_unpriced_model else "error",
+            request_hook=self.request_hook,
         )
+
+    _make_judge = llm_judge  # the name tests knew it by
 
     def judge(
         self, plan: RunPlan, record: RunRecord, run_dir: Path, *, rejudge: bool
