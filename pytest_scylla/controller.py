@@ -171,6 +171,9 @@ class ResultsCollector:
         self.results: dict[str, ExperimentResult] = {}
         self.notes: list[str] = []  # damaged files and left-out records, for the summary
         self.redactor = Redactor(secrets_from_env())
+        self.step_summaries: list[str] = []  # Markdown for GITHUB_STEP_SUMMARY, per experiment
+        self.imported_only = False  # --scylla-import-upstream with nothing else to run
+        self.imported_ids: set[str] = set()  # experiments this session imported from upstream
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, RECORD_ATTRIBUTE, None)
@@ -207,6 +210,28 @@ class ResultsCollector:
                 f"pytest-scylla: run records written by a newer pytest-scylla: {shown}; "
                 "upgrade pytest-scylla or choose another --results-dir"
             )
+        if self.settings.import_upstream is not None:
+            self._import_upstream(self.settings.import_upstream)
+
+    def _import_upstream(self, source: Path) -> None:
+        from pytest_scylla.recovery import SNAPSHOT_DIR
+        from pytest_scylla.upstream import UpstreamError, import_upstream
+
+        try:
+            imported = import_upstream(source, self.settings.results_dir, self.redactor)
+        except UpstreamError as error:
+            raise pytest.UsageError(f"pytest-scylla: {self.redactor(str(error))}") from None
+        test_file = imported.folder / SNAPSHOT_DIR / EXPERIMENT_FILE
+        self.experiment_ids[imported.experiment_id] = str(test_file)
+        self.imported_ids.add(imported.experiment_id)
+        for note in imported.notes:
+            self.notes.append(f"import: {note}")
+        self.imported_only = self.config.args_source != pytest.Config.ArgsSource.ARGS
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> bool | None:
+        # `pytest --scylla-import-upstream SRC` alone imports; it runs no test of the folder.
+        return True if self.imported_only else None
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -214,6 +239,8 @@ class ResultsCollector:
 
         if self.settings.status or session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             return  # a status, or a session stopped before its first run, writes nothing
+        if self.imported_only and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            session.exitstatus = pytest.ExitCode.OK  # an import collects nothing by design
         # A run interrupted before any report still leaves an experiment to aggregate.
         for experiment in scylla_session(self.config).experiments.values():
             if (self.settings.results_dir / experiment.id).is_dir():
@@ -226,10 +253,33 @@ class ResultsCollector:
                     f"{self.settings.results_dir / experiment_id}: aggregates not written "
                     f"({error.__class__.__name__}: {self.redactor(str(error))})"
                 )
+        self._append_step_summary()
 
-    def _aggregate(self, experiment_id: str) -> None:
+    def _write_summary(self) -> None:
+        from pytest_scylla.report.summary import summary_files
+        from pytest_scylla.results_layout import rewrite_derived_file
+
+        try:
+            for name, text in summary_files(self.results).items():
+                path = self.settings.results_dir / name
+                warning = rewrite_derived_file(path, self.redactor(text))
+                if warning:
+                    self._warn(warning)
+        except Exception as error:  # the experiments' own reports are already written
+            self._warn(f"summary not written ({error.__class__.__name__}: {error})")
+
+    def _append_step_summary(self) -> None:
+        from pytest_scylla.ci_report import STEP_SUMMARY_VARIABLE, append_step_summary
+
+        try:
+            append_step_summary(os.environ, self.step_summaries, self.redactor)
+        except OSError as error:  # a CI nicety: the results themselves are written
+            self._warn(f"{STEP_SUMMARY_VARIABLE}: not written ({error.__class__.__name__})")
+
+def _aggregate(self, experiment_id: str) -> None:
         # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
         from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
+        from pytest_scylla.ci_report import step_summary_markdown
         from pytest_scylla.report.build import report_input
         from pytest_scylla.report.html import render_html
         from pytest_scylla.report.markdown import render_markdown
@@ -257,6 +307,7 @@ class ResultsCollector:
             warning = rewrite_derived_file(experiment_dir / name, rendered[name])
             if warning:
                 self._warn(warning)
+        self.step_summaries.append(step_summary_markdown(rendered["report.md"], experiment_dir))
         self._write_manifest(experiment_dir, loaded.records)
         self.results[experiment_id] = result
         self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
@@ -282,6 +333,8 @@ class ResultsCollector:
 
     def _write_manifest(self, experiment_dir: Path, records: list[RunRecord]) -> None:
         manifest_file = experiment_dir / MANIFEST_FILE
+        if experiment_dir.name in self.imported_ids:
+            return  # no option of this session made these runs: upstream_import.json says what did
         if self.settings.regenerate and manifest_file.is_file():
             # Regenerating runs nothing; only a pass threshold re-decides the runs, and says so.
             if self.settings.pass_threshold is not None:

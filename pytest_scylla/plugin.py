@@ -28,6 +28,7 @@ from pytest_scylla.controller import (
 from pytest_scylla.recovery import (
     SNAPSHOT_MARKER,
     ResultsFolder,
+    import_upstream_arguments,
     is_results_folder,
     results_root_of,
     settings_from_records,
@@ -105,6 +106,8 @@ def _recovery_settings(config: pytest.Config, settings: ScyllaSettings) -> Scyll
     regenerate and rejudge take their settings from the records (every process alike)."""
     if not (settings.regenerate or settings.rejudge or settings.status):
         return settings
+    if settings.regenerate:
+        import_upstream_arguments(config, settings.results_dir)
     root = results_root_of(config.args)
     if root is not None:
         settings = settings.model_copy(update={"results_dir": root})

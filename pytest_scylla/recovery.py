@@ -144,6 +144,21 @@ def results_folders_in(path: Path) -> list[Path]:
     return sorted(child for child in path.iterdir() if child.is_dir() and is_results_folder(child))
 
 
+def import_upstream_arguments(config: pytest.Config, results_dir: Path) -> None:
+    """Upstream results folders on the command line are imported under results_dir (the
+    source is only read) and replaced there by the imported folder, which then recovers as
+    any results folder does. Only the controller writes; xdist workers get its paths."""
+    from pytest_scylla.upstream import UpstreamError, upstream_arguments
+
+    try:
+        args, _ = upstream_arguments(
+            list(config.args), results_dir, write=not hasattr(config, "workerinput")
+        )
+    except UpstreamError as error:
+        raise pytest.UsageError(f"pytest-scylla: {error}") from None
+    config.args[:] = args
+
+
 def results_root_of(args: list[str]) -> Path | None:
     """The results directory that results-folder arguments live in (None: none given).
 

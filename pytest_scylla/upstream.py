@@ -528,3 +528,25 @@ def import_upstream(
         ),
     )
     return ImportedExperiment(config.experiment_id, target, written, notes)
+
+
+def upstream_arguments(
+    args: list[str], results_dir: Path, *, write: bool
+) -> tuple[list[str], list[ImportedExperiment]]:
+    """Command-line paths with each upstream experiment folder replaced by its imported
+    results folder under results_dir (imported when `write`: the controller; xdist workers
+    only compute the same paths), so `--scylla-regenerate UPSTREAM` works on a copy."""
+    replaced: list[str] = []
+    imported: list[ImportedExperiment] = []
+    for argument in args:
+        path = Path(argument.split("::", 1)[0])
+        if "::" in argument or not is_upstream_results(path):
+            replaced.append(argument)
+            continue
+        if write:
+            done = import_upstream(path, results_dir)
+            imported.append(done)
+            replaced.append(str(done.folder))
+        else:
+            replaced.append(str(results_dir / experiment_config(path.resolve()).experiment_id))
+    return replaced, imported
