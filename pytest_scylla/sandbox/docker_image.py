@@ -3,18 +3,22 @@
 No registry can be reached, so nothing is pulled: the base image is a debootstrap'ed
 Debian bookworm (packages come from the machine's own apt mirror, read from its apt
 configuration at runtime), imported through the Docker API; ``scylla-runner`` is built on
-top of it from ``docker/Dockerfile`` with the Claude Code CLI copied out of the installed
+top of it from the build context shipped in the package (``pytest_scylla/sandbox/image``:
+Dockerfile, entrypoint, init) with the Claude Code CLI copied out of the installed
 claude-agent-sdk wheel.
 
-Every image carries a label with a hash of its inputs, so ``ensure_images()`` rebuilds
-only what changed. Run ``python -m pytest_scylla.sandbox.docker_image [--force]``.
+Every image carries a label with a hash of its inputs' contents (never their paths or
+mtimes), so ``ensure_images()`` rebuilds only what changed, and every environment with the
+same inputs shares one image. Run ``python -m pytest_scylla.sandbox.docker_image [--force]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -26,12 +30,14 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
+import docker
 import docker.errors
 from docker.models.images import Image
 
-import docker
 from pytest_scylla.agents.claude_code import bundled_claude
 
 BASE_REPO = "scylla-base"
@@ -44,7 +50,7 @@ RUNNER_IMAGE = f"{RUNNER_REPO}:{RUNNER_TAG}"
 SUITE = "bookworm"
 VARIANT = "minbase"
 # procps gives the agent ps/kill/pkill, which coding agents use to manage their processes.
-# tini was PID 1 of the containers until docker/scylla-init.py took over (kill(-1) spares
+# tini was PID 1 of the containers until image/scylla-init.py took over (kill(-1) spares
 # only PID 1, so PID 1 must be the process that stays); it is kept only so that changing
 # this list does not force every machine to rebuild its base.
 INCLUDE = ("python3", "python-is-python3", "git", "ca-certificates", "tini", "procps")
@@ -54,8 +60,9 @@ BASE_RECIPE_VERSION = "1"
 INPUTS_LABEL = "scylla.inputs"
 MANAGED_LABEL = "scylla.managed"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DOCKER_DIR = REPO_ROOT / "docker"
+# Package data, not a folder beside the package: an installed wheel has no repository, and
+# a top-level "docker" folder would shadow the Docker SDK when run from a checkout.
+BUILD_CONTEXT: Traversable = files("pytest_scylla.sandbox") / "image"
 
 Progress = Callable[[str], None]
 
@@ -162,26 +169,62 @@ def claude_binary() -> Path:
     path = bundled_claude()
     if path is None:
         raise ImageBuildError(
-            "claude-agent-sdk with its bundled Claude Code CLI is not installed: "
-            "pip install 'pytest-scylla[claude]'"
+            "the scylla-runner image carries the Claude Code CLI bundled with "
+            "claude-agent-sdk, which is not installed: pip install 'pytest-scylla[claude]'"
         )
     return path
 
 
-def _claude_fingerprint(path: Path) -> bytes:
-    # Hashing the ~400 MB binary costs ~1.5 s per session; its version file, size and
-    # mtime change whenever the wheel is upgraded or reinstalled, which is what matters.
-    st = path.stat()
-    version_file = path.with_name("claude.version")
-    version = version_file.read_bytes() if version_file.is_file() else b""
-    return b"%s|%d|%d" % (version, st.st_size, st.st_mtime_ns)
+def _recorded_sha256(path: Path) -> str | None:
+    """The sha256 (hex) the installed claude-agent-sdk's RECORD gives for ``path``, when its
+    size there is the file's size; None for a file no RECORD lists."""
+    try:
+        dist = importlib.metadata.distribution("claude-agent-sdk")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    size = path.stat().st_size
+    for entry in dist.files or ():
+        if entry.name != path.name or entry.hash is None or entry.hash.mode != "sha256":
+            continue
+        if entry.size != size or Path(str(dist.locate_file(entry))).resolve() != path.resolve():
+            continue
+        return base64.urlsafe_b64decode(entry.hash.value + "==").hex()
+    return None
 
 
-def runner_inputs_hash(base_id: str, docker_dir: Path = DOCKER_DIR) -> str:
-    files = sorted(p for p in docker_dir.iterdir() if p.is_file())
-    parts = [base_id.encode(), _claude_fingerprint(claude_binary())]
-    for path in files:
-        parts.append(path.name.encode() + b"\0" + path.read_bytes())
+def claude_digest(path: Path) -> str:
+    """sha256 of the CLI's content. Reading the ~400 MB binary costs ~1.5 s, so the
+    wheel's RECORD (which pip checked at install) answers when it lists this very file;
+    mtimes and paths never count: byte-identical CLIs in two environments share one image."""
+    recorded = _recorded_sha256(path)
+    if recorded is not None:
+        return recorded
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def context_files(context: Traversable = BUILD_CONTEXT) -> list[tuple[str, bytes]]:
+    """(name, content) of the build context's files, sorted by name."""
+    found = sorted(
+        (entry.name, entry.read_bytes()) for entry in context.iterdir() if entry.is_file()
+    )
+    if "Dockerfile" not in {name for name, _ in found}:
+        raise ImageBuildError(
+            f"no Dockerfile in {context}: this pytest-scylla installation lacks its image "
+            "build context (reinstall pytest-scylla)"
+        )
+    return found
+
+
+def runner_inputs_hash(
+    base_id: str, context: Traversable = BUILD_CONTEXT, claude: Path | None = None
+) -> str:
+    parts = [base_id.encode(), claude_digest(claude or claude_binary()).encode()]
+    for name, content in context_files(context):
+        parts.append(name.encode() + b"\0" + content)
     return _sha(parts)
 
 
@@ -286,27 +329,31 @@ def _numeric_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def _build_runner(
-    client: docker.DockerClient, inputs: str, progress: Progress, docker_dir: Path
+    client: docker.DockerClient,
+    inputs: str,
+    progress: Progress,
+    context: Traversable,
+    binary: Path,
+    tag: str,
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="scylla-runner-ctx-", dir="/var/tmp") as tmp:
         ctx = Path(tmp)
-        for path in docker_dir.iterdir():
-            if path.is_file():
-                shutil.copy2(path, ctx / path.name)
-                # COPY keeps context modes; entrypoint.sh must be executable whatever the
-                # checkout did to it.
-                (ctx / path.name).chmod(0o755 if path.suffix == ".sh" else 0o644)
-        binary = claude_binary()
+        for name, content in context_files(context):
+            (ctx / name).write_bytes(content)
+            # COPY keeps context modes; entrypoint.sh must be executable whatever the
+            # checkout or the wheel's installer did to it.
+            (ctx / name).chmod(0o755 if name.endswith(".sh") else 0o644)
         try:
             os.link(binary, ctx / "claude")  # same filesystem: no 400 MB copy
         except OSError:
             shutil.copy2(binary, ctx / "claude")
         if (ctx / "claude").stat().st_mode & 0o555 != 0o555:
             (ctx / "claude").chmod(0o755)
-        progress(f"building {RUNNER_IMAGE} (sending a ~400 MB context)")
+        size_mib = (ctx / "claude").stat().st_size // 2**20
+        progress(f"building {tag} (sending a {size_mib} MiB context)")
         stream = client.api.build(
             path=str(ctx),
-            tag=RUNNER_IMAGE,
+            tag=tag,
             labels={INPUTS_LABEL: inputs, MANAGED_LABEL: "1"},
             buildargs={"BASE_IMAGE": BASE_IMAGE},
             rm=True,
@@ -319,7 +366,7 @@ def _build_runner(
         )
         for event in stream:
             if "error" in event:
-                raise ImageBuildError(f"building {RUNNER_IMAGE} failed: {event['error']}")
+                raise ImageBuildError(f"building {tag} failed: {event['error']}")
             text = str(event.get("stream", "")).strip()
             if text:
                 progress(text)
@@ -332,36 +379,40 @@ def ensure_images(
     force: bool = False,
     progress: Progress = silent,
     client: docker.DockerClient | None = None,
-    docker_dir: Path = DOCKER_DIR,
+    context: Traversable = BUILD_CONTEXT,
+    claude: Path | None = None,
+    runner_image: str = RUNNER_IMAGE,
 ) -> BuildReport:
     """Make sure scylla-base and scylla-runner exist and match their inputs.
 
     ``force`` rebuilds both even when their labels match (``--scylla-build-image``).
+    ``context``, ``claude`` and ``runner_image`` replace the shipped recipe, the bundled
+    CLI and the runner's tag (tests build a small runner of their own with them).
     """
+    # Before any build: a missing CLI is the user's to fix, not a half-built pair of images.
+    binary = claude or claude_binary()
     client = client or docker.from_env(timeout=300)
     base_inputs = base_inputs_hash()
     t0 = time.monotonic()
     base = None if force else _labelled_image(client, BASE_IMAGE, base_inputs)
     base_built = base is None
+    old_base = _image_id(client, BASE_IMAGE)
     if base is None:
         progress(f"building {BASE_IMAGE} (about a minute)")
-        old_base = _image_id(client, BASE_IMAGE)
         _build_base(client, base_inputs, progress)
         base = client.images.get(BASE_IMAGE)
-    else:
-        progress(f"{BASE_IMAGE} is up to date")
     t1 = time.monotonic()
-    runner_inputs = runner_inputs_hash(str(base.id), docker_dir)
-    runner_built = force or _labelled_image(client, RUNNER_IMAGE, runner_inputs) is None
+    runner_inputs = runner_inputs_hash(str(base.id), context, binary)
+    runner_built = force or _labelled_image(client, runner_image, runner_inputs) is None
     if runner_built:
-        old_runner = _image_id(client, RUNNER_IMAGE)
-        _build_runner(client, runner_inputs, progress, docker_dir)
-        _drop_replaced(client, old_runner, RUNNER_IMAGE)
+        old_runner = _image_id(client, runner_image)
+        _build_runner(client, runner_inputs, progress, context, binary, runner_image)
+        _drop_replaced(client, old_runner, runner_image)
     if base_built:
         # After the runner: the old runner was the last user of the old base.
         _drop_replaced(client, old_base, BASE_IMAGE)
-    else:
-        progress(f"{RUNNER_IMAGE} is up to date")
+    if not (base_built or runner_built):
+        progress(f"{BASE_IMAGE} and {runner_image} are up to date")
     t2 = time.monotonic()
     return BuildReport(base_built, runner_built, t1 - t0, t2 - t1)
 
