@@ -14,15 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pytest
 
 from pytest_scylla.records import RunRecord
 from pytest_scylla.redact import Redactor
-
-if TYPE_CHECKING:  # the report modules pull in numpy and scipy: not at plugin load
-    from pytest_scylla.report.model import ReportInput
 
 STEP_SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
 NOT_AVAILABLE = "n/a"
@@ -67,25 +64,23 @@ def add_junit_properties(item: pytest.Item, record: RunRecord) -> None:
 # ---- GITHUB_STEP_SUMMARY ------------------------------------------------------------------
 
 
-def step_summary_markdown(report: ReportInput, results_path: Path) -> str:
-    """One experiment's part of the step summary: the report's header lines and tier table."""
-    from pytest_scylla.report.markdown import escape_markdown, markdown_table
-    from pytest_scylla.report.tables import cost_line, tier_table
-
-    title = escape_markdown(report.experiment_name or report.experiment_id)
-    return "\n".join(
-        [
-            f"## pytest-scylla: {title}",
-            "",
-            f"- Experiment: {escape_markdown(report.experiment_id)}",
-            f"- Judged by: {escape_markdown(report.judge_mode)}",
-            f"- Cost: {escape_markdown(cost_line(report))}",
-            f"- Results: `{escape_markdown(str(results_path))}` (full report in report.md)",
-            "",
-            markdown_table(tier_table(report)),
-            "",
-        ]
-    )
+def step_summary_markdown(report_markdown: str, results_path: Path) -> str:
+    """One experiment's part of the step summary: report.md's summary (its header lines and
+    tier table, up to the section after "Tiers"), headings one level down, and where the
+    full report is."""
+    lines = report_markdown.splitlines()
+    kept: list[str] = []
+    sections = 0
+    for line in lines:
+        if line.startswith("## "):
+            sections += 1
+            if sections > 1:
+                break
+        kept.append("#" + line if line.startswith("#") else line)
+    while kept and not kept[-1].strip():
+        kept.pop()
+    kept += ["", f"Full report: `{results_path / 'report.md'}`", ""]
+    return "\n".join(kept)
 
 
 def append_step_summary(
