@@ -255,19 +255,6 @@ class ResultsCollector:
                 )
         self._append_step_summary()
 
-    def _write_summary(self) -> None:
-        from pytest_scylla.report.summary import summary_files
-        from pytest_scylla.results_layout import rewrite_derived_file
-
-        try:
-            for name, text in summary_files(self.results).items():
-                path = self.settings.results_dir / name
-                warning = rewrite_derived_file(path, self.redactor(text))
-                if warning:
-                    self._warn(warning)
-        except Exception as error:  # the experiments' own reports are already written
-            self._warn(f"summary not written ({error.__class__.__name__}: {error})")
-
     def _append_step_summary(self) -> None:
         from pytest_scylla.ci_report import STEP_SUMMARY_VARIABLE, append_step_summary
 
@@ -276,7 +263,7 @@ class ResultsCollector:
         except OSError as error:  # a CI nicety: the results themselves are written
             self._warn(f"{STEP_SUMMARY_VARIABLE}: not written ({error.__class__.__name__})")
 
-def _aggregate(self, experiment_id: str) -> None:
+    def _aggregate(self, experiment_id: str) -> None:
         # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
         from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
         from pytest_scylla.ci_report import step_summary_markdown
