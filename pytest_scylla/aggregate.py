@@ -12,16 +12,47 @@ settings than the rest are named and left out: different setups are never pooled
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from pytest_scylla.aggregate_details import (
+    RESAMPLES,
+    SEED,
+    Achievement,
+    CostSummary,
+    JudgeSummary,
+    cost_known,
+    cost_summary,
+    criteria_means,
+    judge_agreement,
+    judge_summaries,
+    tokens_known,
+)
 from pytest_scylla.records import RunRecord
 from pytest_scylla.results_layout import AGGREGATE_FILE, rewrite_derived_file, run_dir
 from pytest_scylla.run_settings import RunSettings, differences, option_names
-from pytest_scylla.stats import SummaryStats, TierComparison, compare_groups, summarize
+from pytest_scylla.stats import (
+    PASS_AT_K,
+    ErrorSensitivity,
+    Interval,
+    JudgeAgreement,
+    SummaryStats,
+    TierTests,
+    cluster_bootstrap_mean,
+    compare_tiers,
+    error_sensitivity,
+    hodges_lehmann,
+    mean_interval,
+    pass_hat_k,
+    pass_rate_difference,
+    summarize,
+    wilson_interval,
+)
+from pytest_scylla.stats.intervals import flagged
 
 __all__ = ["AGGREGATE_FILE", "aggregate_experiment", "write_aggregates"]
 
@@ -34,9 +65,9 @@ class RunSummary(BaseModel):
     timed_out: bool = False
     exit_code: int | None = None
     attempts: int = 1  # executions of this run, this one included
-    agent_cost_usd: float  # every attempt
+    agent_cost_usd: float | None  # every attempt; None: the agent reports no cost
     judge_cost_usd: float
-    tokens: int
+    tokens: int | None  # None: the agent reports no tokens
     duration_s: float
     judge_score_range: float | None = None
     error: str | None = None  # "stage: message" of an errored run
@@ -68,12 +99,20 @@ class OutcomeCounts(BaseModel):
         return self.passed + self.failed
 
 
+def pass_hat_ks(stats: SummaryStats) -> dict[int, float]:
+    """pass^k (every one of k runs passes) beside pass@k, for the same k."""
+    return {k: pass_hat_k(stats.n, stats.passes, k) for k in PASS_AT_K if k <= stats.n}
+
+
 class SubTestResult(BaseModel):
     experiment_id: str
     tier: str
     subtest: str
     counts: OutcomeCounts
-    stats: SummaryStats
+    stats: SummaryStats  # cost fields over the runs whose agent reported a cost (see cost)
+    score_interval: Interval | None = None  # mean score, bootstrap over runs
+    pass_hat_k: dict[int, float] = Field(default_factory=dict)
+    cost: CostSummary | None = None
     agent_cost_usd: float
     judge_cost_usd: float
     mean_judge_score_range: float | None  # judge agreement: smaller is better
@@ -84,7 +123,18 @@ class TierResult(BaseModel):
     experiment_id: str
     tier: str
     counts: OutcomeCounts
-    stats: SummaryStats
+    stats: SummaryStats  # run-level intervals; the cluster ones below are the tier's
+    # Pass rate and mean score with a bootstrap over whole sub-tests (runs are nested in them).
+    pass_rate_interval: Interval | None = None
+    mean_score_interval: Interval | None = None
+    pass_hat_k: dict[int, float] = Field(default_factory=dict)
+    errors_as_failures: ErrorSensitivity | None = None
+    cost: CostSummary | None = None
+    categories: dict[str, Achievement] = Field(default_factory=dict)
+    items: dict[str, Achievement] = Field(default_factory=dict)
+    judges: dict[str, JudgeSummary] = Field(default_factory=dict)
+    mean_judge_score_range: float | None = None
+    max_judge_score_range: float | None = None
     agent_cost_usd: float
     judge_cost_usd: float
     best_subtest: str | None
@@ -102,16 +152,44 @@ class TierResult(BaseModel):
         ]
 
 
+class TierEffect(BaseModel):
+    """How much a later tier (b) differs from an earlier one (a); positive: b is higher."""
+
+    group_a: str
+    group_b: str
+    pass_rate_difference: Interval  # b - a, Newcombe
+    shift: Interval  # Hodges-Lehmann b - a of per-run scores, Moses interval
+
+
+class SettingsSummary(BaseModel):
+    """What produced the counted runs, from the records' own settings (each value once)."""
+
+    agents: list[str] = Field(default_factory=list)
+    models: list[str] = Field(default_factory=list)
+    judge_panels: list[list[str]] = Field(default_factory=list)
+    pass_thresholds: list[str] = Field(default_factory=list)  # "0.7 (rubric)"
+    sandboxes: list[str] = Field(default_factory=list)
+    plugin_versions: list[str] = Field(default_factory=list)
+    cli_versions: list[str] = Field(default_factory=list)
+
+
 class ExperimentResult(BaseModel):
     experiment_id: str
     judge_modes: list[str]
     agent_names: list[str]
     models: list[str]
+    settings: SettingsSummary = SettingsSummary()
     counts: OutcomeCounts
-    agent_cost_usd: float
+    cost: CostSummary | None = None
+    agent_cost_usd: float  # known spend only: see cost.cost_known
     judge_cost_usd: float
     tiers: dict[str, TierResult]
-    comparisons: list[TierComparison] = Field(default_factory=list)
+    tier_tests: TierTests | None = None
+    effects: list[TierEffect] = Field(default_factory=list)  # one per tier_tests comparison
+    judges: dict[str, JudgeSummary] = Field(default_factory=dict)
+    judge_agreement: JudgeAgreement | None = None
+    seed: int = SEED
+    resamples: int = RESAMPLES
     damaged_records: list[str] = Field(default_factory=list)  # unreadable or misplaced
     # Records left out because their settings differ from the rest of their sub-test.
     excluded_records: list[str] = Field(default_factory=list)
@@ -132,9 +210,9 @@ def _summary(record: RunRecord) -> RunSummary:
         timed_out=record.timed_out,
         exit_code=record.exit_code,
         attempts=1 + len(record.attempts),
-        agent_cost_usd=record.total_agent_cost_usd,
+        agent_cost_usd=record.total_agent_cost_usd if cost_known(record) else None,
         judge_cost_usd=record.total_judge_cost_usd,
-        tokens=record.total_tokens,
+        tokens=record.total_tokens if tokens_known(record) else None,
         duration_s=round(record.durations.agent_s, 3),
         judge_score_range=record.consensus.score_range if record.consensus else None,
         error=f"{record.error.stage}: {record.error.message}"
@@ -143,17 +221,35 @@ def _summary(record: RunRecord) -> RunSummary:
     )
 
 
-def _stats(records: list[RunRecord]) -> SummaryStats:
-    judged = [record for record in records if _judged(record)]
-    return summarize(
+def _stats(judged: list[RunRecord], cost: CostSummary) -> SummaryStats:
+    stats = summarize(
         scores=[record.result.score for record in judged if record.result],
         passed=[record.outcome == "passed" for record in judged],
-        # Cost-of-Pass is about the agent setup under test; judging is the measurement's cost.
-        # A run's cost is what all its attempts spent.
-        costs=[record.total_agent_cost_usd for record in judged],
+        # Filled in below from the runs whose agent reported its cost: unknown is not $0.
+        costs=[0.0] * len(judged),
         durations=[record.durations.agent_s for record in judged],
-        tokens=[record.total_tokens for record in judged],
+        tokens=[0] * len(judged),
+        seed=SEED,
     )
+    known_costs = [record.total_agent_cost_usd for record in judged if cost_known(record)]
+    cost_of_pass = cost.cost_of_pass.estimate if cost.cost_of_pass else None
+    return stats.model_copy(
+        update={
+            # Cost-of-Pass is about the agent setup under test; judging is the measurement's
+            # cost. A run's cost is what all its attempts spent.
+            "mean_cost": cost.mean_cost,
+            "median_cost": statistics.median(known_costs) if known_costs else None,
+            "total_cost": cost.total_cost or 0.0,
+            "cost_of_pass": cost_of_pass,
+            "cost_of_pass_infinite": cost_of_pass is not None and math.isinf(cost_of_pass),
+            "mean_tokens": cost.mean_tokens,
+            "total_tokens": sum(r.total_tokens for r in judged if tokens_known(r)),
+        }
+    )
+
+
+def _judged_runs(records: list[RunRecord]) -> list[RunRecord]:
+    return [record for record in records if _judged(record)]
 
 
 def _counts(records: list[RunRecord]) -> OutcomeCounts:
@@ -217,6 +313,136 @@ def split_by_settings(
     return kept, notes
 
 
+def _subtest_result(
+    experiment_id: str, tier: str, subtest: str, runs: list[RunRecord]
+) -> SubTestResult:
+    judged = _judged_runs(runs)
+    cost = cost_summary(judged)
+    stats = _stats(judged, cost)
+    ranges = [
+        r.consensus.score_range for r in runs if r.consensus and r.consensus.score_range is not None
+    ]
+    scores = [r.result.score for r in judged if r.result]
+    return SubTestResult(
+        experiment_id=experiment_id,
+        tier=tier,
+        subtest=subtest,
+        counts=_counts(runs),
+        stats=stats,
+        score_interval=mean_interval(scores, resamples=RESAMPLES, seed=SEED) if scores else None,
+        pass_hat_k=pass_hat_ks(stats),
+        cost=cost,
+        agent_cost_usd=sum(r.total_agent_cost_usd for r in runs if cost_known(r)),
+        judge_cost_usd=sum(r.total_judge_cost_usd for r in runs),
+        mean_judge_score_range=statistics.fmean(ranges) if ranges else None,
+        runs=[_summary(r) for r in runs],
+    )
+
+
+def _tier_interval(clusters: list[list[float]], *, pass_rate: bool) -> Interval | None:
+    """The tier's interval: a bootstrap over whole sub-tests when there are two or more with
+    runs (runs are nested in them); with one, over its runs (Wilson for a pass rate), since
+    one cluster has nothing to resample. `unit` says which."""
+    filled = [cluster for cluster in clusters if cluster]
+    if not filled:
+        return None
+    if len(filled) >= 2:
+        return cluster_bootstrap_mean(filled, level="subtest", resamples=RESAMPLES, seed=SEED)
+    runs = filled[0]
+    if not pass_rate:
+        return mean_interval(runs, resamples=RESAMPLES, seed=SEED)
+    passes = int(sum(runs))
+    low, high = wilson_interval(passes, len(runs))
+    interval = Interval(
+        estimate=passes / len(runs), low=low, high=high, confidence=0.95, method="Wilson score"
+    )
+    return flagged(interval, len(runs))
+
+
+def _tier_result(
+    experiment_id: str, tier: str, subtests: dict[str, SubTestResult], runs: list[RunRecord]
+) -> TierResult:
+    judged = _judged_runs(runs)
+    cost = cost_summary(judged)
+    stats = _stats(judged, cost)
+    counts = _counts(runs)
+    # Clusters: each sub-test's judged runs, in sub-test order.
+    passed_by_subtest = [
+        [1.0 if run.outcome == "passed" else 0.0 for run in result.runs if run.score is not None]
+        for result in subtests.values()
+    ]
+    scores_by_subtest = [
+        [run.score for run in result.runs if run.score is not None] for result in subtests.values()
+    ]
+    categories, items = criteria_means(judged)
+    ranges = [
+        r.consensus.score_range for r in runs if r.consensus and r.consensus.score_range is not None
+    ]
+    return TierResult(
+        experiment_id=experiment_id,
+        tier=tier,
+        counts=counts,
+        stats=stats,
+        pass_rate_interval=_tier_interval(passed_by_subtest, pass_rate=True),
+        mean_score_interval=_tier_interval(scores_by_subtest, pass_rate=False),
+        pass_hat_k=pass_hat_ks(stats),
+        errors_as_failures=error_sensitivity(counts.passed, counts.judged, counts.error),
+        cost=cost,
+        categories=categories,
+        items=items,
+        judges=judge_summaries(runs),
+        mean_judge_score_range=statistics.fmean(ranges) if ranges else None,
+        max_judge_score_range=max(ranges) if ranges else None,
+        agent_cost_usd=sum(r.total_agent_cost_usd for r in runs if cost_known(r)),
+        judge_cost_usd=sum(r.total_judge_cost_usd for r in runs),
+        best_subtest=_best(subtests),
+        subtests=subtests,
+    )
+
+
+def _effects(tiers: dict[str, TierResult], tests: TierTests) -> list[TierEffect]:
+    effects = []
+    for test in tests.comparisons:
+        a, b = tiers[test.group_a], tiers[test.group_b]
+        effects.append(
+            TierEffect(
+                group_a=test.group_a,
+                group_b=test.group_b,
+                pass_rate_difference=pass_rate_difference(
+                    b.stats.passes, b.stats.n, a.stats.passes, a.stats.n
+                ),
+                shift=hodges_lehmann(b.scores, a.scores),
+            )
+        )
+    return effects
+
+
+def _settings_summary(records: list[RunRecord]) -> SettingsSummary:
+    def unique(values: list[str]) -> list[str]:
+        return sorted(set(values))
+
+    with_settings = [record.settings for record in records if record.settings is not None]
+    thresholds = [f"{s.pass_threshold:g} ({s.pass_threshold_source})" for s in with_settings] + [
+        f"{record.result.pass_threshold:g} (source not recorded)"
+        for record in records
+        if record.settings is None and record.result is not None
+    ]
+    panels = {tuple(s.judge_panel) for s in with_settings} | {
+        tuple(r.judge_models) for r in records if r.settings is None
+    }
+    return SettingsSummary(
+        agents=unique([r.agent_name for r in records]),
+        models=unique([r.model for r in records if r.model] + [s.model for s in with_settings]),
+        judge_panels=[list(panel) for panel in sorted(panels) if panel],
+        pass_thresholds=unique(thresholds),
+        sandboxes=unique([s.sandbox for s in with_settings]),
+        plugin_versions=unique([s.plugin_version for s in with_settings if s.plugin_version]),
+        cli_versions=unique(
+            [r.agent.cli_version for r in records if r.agent and r.agent.cli_version]
+        ),
+    )
+
+
 def aggregate_experiment(
     experiment_id: str, records: list[RunRecord], damaged: list[str]
 ) -> ExperimentResult:
@@ -233,44 +459,31 @@ def aggregate_experiment(
             runs, notes = split_by_settings(all_runs)
             excluded += notes
             tier_runs += runs
-            ranges = [
-                r.consensus.score_range
-                for r in runs
-                if r.consensus and r.consensus.score_range is not None
-            ]
-            subtest_results[subtest] = SubTestResult(
-                experiment_id=experiment_id,
-                tier=tier,
-                subtest=subtest,
-                counts=_counts(runs),
-                stats=_stats(runs),
-                agent_cost_usd=sum(r.total_agent_cost_usd for r in runs),
-                judge_cost_usd=sum(r.total_judge_cost_usd for r in runs),
-                mean_judge_score_range=statistics.fmean(ranges) if ranges else None,
-                runs=[_summary(r) for r in runs],
-            )
+            subtest_results[subtest] = _subtest_result(experiment_id, tier, subtest, runs)
         counted += tier_runs
-        tiers[tier] = TierResult(
-            experiment_id=experiment_id,
-            tier=tier,
-            counts=_counts(tier_runs),
-            stats=_stats(tier_runs),
-            agent_cost_usd=sum(r.total_agent_cost_usd for r in tier_runs),
-            judge_cost_usd=sum(r.total_judge_cost_usd for r in tier_runs),
-            best_subtest=_best(subtest_results),
-            subtests=subtest_results,
-        )
+        tiers[tier] = _tier_result(experiment_id, tier, subtest_results, tier_runs)
     scores_by_tier = {tier: tier_result.scores for tier, tier_result in tiers.items()}
+    tests = (
+        compare_tiers(scores_by_tier, resamples=RESAMPLES, seed=SEED)
+        if len(scores_by_tier) > 1
+        else None
+    )
+    judged = _judged_runs(counted)
     return ExperimentResult(
         experiment_id=experiment_id,
         judge_modes=sorted({r.judge_mode for r in counted}),
         agent_names=sorted({r.agent_name for r in counted}),
         models=sorted({r.model for r in counted if r.model}),
+        settings=_settings_summary(counted),
         counts=_counts(counted),
-        agent_cost_usd=sum(r.total_agent_cost_usd for r in counted),
+        cost=cost_summary(judged),
+        agent_cost_usd=sum(r.total_agent_cost_usd for r in counted if cost_known(r)),
         judge_cost_usd=sum(r.total_judge_cost_usd for r in counted),
         tiers=tiers,
-        comparisons=compare_groups(scores_by_tier) if len(scores_by_tier) > 1 else [],
+        tier_tests=tests,
+        effects=_effects(tiers, tests) if tests else [],
+        judges=judge_summaries(counted),
+        judge_agreement=judge_agreement(judged),
         damaged_records=damaged,
         excluded_records=excluded,
     )

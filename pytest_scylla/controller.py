@@ -253,7 +253,22 @@ class ResultsCollector:
                     f"{self.settings.results_dir / experiment_id}: aggregates not written "
                     f"({error.__class__.__name__}: {self.redactor(str(error))})"
                 )
+        if len(self.results) > 1:  # several tasks: tiers compared over them, at the root
+            self._write_summary()
         self._append_step_summary()
+
+    def _write_summary(self) -> None:
+        from pytest_scylla.report.summary import summary_files
+        from pytest_scylla.results_layout import rewrite_derived_file
+
+        try:
+            for name, text in summary_files(self.results).items():
+                path = self.settings.results_dir / name
+                warning = rewrite_derived_file(path, self.redactor(text))
+                if warning:
+                    self._warn(warning)
+        except Exception as error:  # the experiments' own reports are already written
+            self._warn(f"summary not written ({error.__class__.__name__}: {error})")
 
     def _append_step_summary(self) -> None:
         from pytest_scylla.ci_report import STEP_SUMMARY_VARIABLE, append_step_summary
@@ -267,14 +282,8 @@ class ResultsCollector:
         # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
         from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
         from pytest_scylla.ci_report import step_summary_markdown
-        from pytest_scylla.report.build import report_input
-        from pytest_scylla.report.html import render_html
-        from pytest_scylla.report.markdown import render_markdown
-        from pytest_scylla.results_layout import (
-            REPORT_FILES,
-            load_experiment_records,
-            rewrite_derived_file,
-        )
+        from pytest_scylla.report.files import experiment_files
+        from pytest_scylla.results_layout import load_experiment_records, rewrite_derived_file
 
         experiment_dir = self.settings.results_dir / experiment_id
         loaded = load_experiment_records(experiment_dir)
@@ -285,13 +294,15 @@ class ResultsCollector:
             self._warn(f"{experiment_dir / excluded}")
         for warning in write_aggregates(experiment_dir, result):
             self._warn(warning)
-        report = report_input(result, self._experiment_name(experiment_id))
+        # report.md, report.html and the CSV exports (judges' reasoning included: redacted).
         rendered = {
-            "report.md": self.redactor(render_markdown(report)),
-            "report.html": self.redactor(render_html(report)),
+            name: self.redactor(text)
+            for name, text in experiment_files(
+                result, loaded.records, self._experiment_name(experiment_id)
+            ).items()
         }
-        for name in REPORT_FILES:
-            warning = rewrite_derived_file(experiment_dir / name, rendered[name])
+        for name, text in rendered.items():
+            warning = rewrite_derived_file(experiment_dir / name, text)
             if warning:
                 self._warn(warning)
         self.step_summaries.append(step_summary_markdown(rendered["report.md"], experiment_dir))

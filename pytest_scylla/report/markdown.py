@@ -10,12 +10,16 @@ from pytest_scylla.report.tables import (
     NO_SUBTESTS,
     NOT_COUNTED_TITLE,
     Table,
-    attempts_line,
+    agreement_lines,
     comparison_table,
-    cost_line,
+    criteria_table,
+    header_lines,
+    judge_table,
+    omnibus_line,
     subtest_table,
     tier_label,
     tier_table,
+    token_table,
 )
 
 
@@ -44,48 +48,42 @@ def markdown_table(table: Table) -> str:
         "|" + "|".join(" --- " for _ in table.headers) + "|",
     ]
     lines += ["| " + " | ".join(escape_markdown(c) for c in row) + " |" for row in table.rows]
+    for note in table.notes:
+        lines += ["", escape_markdown(note)]
     return "\n".join(lines)
 
 
 def render_markdown(report: ReportInput) -> str:
-    """The whole report: header, tier table, per-tier sub-test tables, comparisons."""
+    """The whole report: header, tiers, sub-tests, comparisons, criteria, judges, tokens."""
+    result = report.result
     title = escape_markdown(report.experiment_name or report.experiment_id)
-    parts = [
-        f"# Experiment report: {title}",
-        "",
-        f"- Experiment: {escape_markdown(report.experiment_id)}",
-        f"- Judged by: {escape_markdown(report.judge_mode)}",
-        f"- Cost: {escape_markdown(cost_line(report))}",
-        f"- Generated: {report.generated_at.isoformat(timespec='seconds')}",
-    ]
-    attempts = attempts_line(report)
-    if attempts:
-        parts.append(f"- Attempts: {escape_markdown(attempts)}")
-    parts += [
-        "",
-        "## Tiers",
-        "",
-        markdown_table(tier_table(report)),
-        "",
-        INTERVALS_NOTE,
-    ]
-    for tier in report.tiers:
-        parts += ["", f"## {escape_markdown(tier_label(tier))}: sub-tests", ""]
-        if tier.subtests:
-            parts.append(markdown_table(subtest_table(tier)))
-        else:
-            parts.append(NO_SUBTESTS)
+    parts = [f"# Experiment report: {title}", ""]
+    parts += [f"- {label}: {escape_markdown(text)}" for label, text in header_lines(report)]
+    parts += ["", "## Tiers", "", markdown_table(tier_table(report)), "", INTERVALS_NOTE]
+    for tier_id, tier in result.tiers.items():
+        parts += ["", f"## {escape_markdown(tier_label(tier_id))}: sub-tests", ""]
+        parts.append(markdown_table(subtest_table(tier)) if tier.subtests else NO_SUBTESTS)
     parts += ["", "## Tier comparisons", ""]
-    if report.comparisons:
-        parts += [
-            markdown_table(comparison_table(report)),
-            "",
-            # Our own sentence, so only the metric name (from the caller) is escaped.
-            COMPARISON_EXPLANATION.format(metric=escape_markdown(report.comparison_metric)),
-        ]
+    table = comparison_table(report)
+    if table.rows:
+        omnibus = omnibus_line(result)
+        if omnibus:
+            parts += [escape_markdown(omnibus), ""]
+        parts += [markdown_table(table), "", COMPARISON_EXPLANATION]
     else:
         parts.append(NO_COMPARISONS)
-    if report.notes:
+    criteria = criteria_table(report)
+    if criteria.rows:
+        parts += ["", "## Criteria by tier (mean achieved points as a share of the maximum)", ""]
+        parts.append(markdown_table(criteria))
+    parts += ["", "## Judges", ""]
+    judges = judge_table(report)
+    if judges.rows:
+        parts += [markdown_table(judges), ""]
+    parts += [f"- {escape_markdown(line)}" for line in agreement_lines(report)]
+    parts += ["", "## Agent tokens by kind (mean per run)", "", markdown_table(token_table(report))]
+    notes = [*result.damaged_records, *result.excluded_records]
+    if notes:
         parts += ["", f"## {NOT_COUNTED_TITLE}", ""]
-        parts += [f"- {escape_markdown(note)}" for note in report.notes]
+        parts += [f"- {escape_markdown(note)}" for note in notes]
     return "\n".join(parts) + "\n"

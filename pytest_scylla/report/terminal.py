@@ -42,6 +42,11 @@ def tier_table(result: ExperimentResult) -> list[str]:
         stats = tier_result.stats
         # Wilson's interval is (0, 1) without runs: show n/a instead.
         low, high = stats.pass_rate_ci if stats.n else (None, None)
+        known = any(
+            run.agent_cost_usd is not None
+            for subtest in tier_result.subtests.values()
+            for run in subtest.runs
+        )
         rows.append(
             (
                 tier,
@@ -54,9 +59,10 @@ def tier_table(result: ExperimentResult) -> list[str]:
                 f"{low:.2f}-{high:.2f}" if low is not None and high is not None else NOT_AVAILABLE,
                 fmt_score(stats.mean_score),
                 fmt_score(stats.median_score),
-                _money(tier_result.agent_cost_usd),
+                # Unknown spend (the agent reports none) is n/a, never $0.
+                _money(tier_result.agent_cost_usd if known else None),
                 _money(tier_result.judge_cost_usd),
-                _money(stats.cost_of_pass),  # None without judged runs
+                _money(stats.cost_of_pass),  # None without judged runs or known costs
                 tier_result.best_subtest or "-",
             )
         )
