@@ -141,7 +141,7 @@ def find_conflict(
 ) -> Conflict | None:
     """The differences between the records of the planned runs and this session's settings."""
     wanted_by_subtest: dict[tuple[str, str, str], RunSettings] = {}
-    compared: dict[tuple[tuple[str, str, str], int], dict[str, tuple[object, object]]] = {}
+    compared: dict[tuple[tuple[str, str, str], object], dict[str, tuple[object, object]]] = {}
     conflict = Conflict()
     for run, summary in planned:
         if summary is None:
@@ -151,8 +151,8 @@ def find_conflict(
         if wanted is None:
             wanted = run_settings_for(settings, run.experiment, run.subtest)
             wanted_by_subtest[key] = wanted
-        # Runs of one sub-test share one settings object (SettingsReader): compare it once.
-        seen_key = (key, id(summary))
+        # Runs of one sub-test share their settings: compare each distinct value once.
+        seen_key = (key, _identity(summary))
         differing = compared.get(seen_key)
         if differing is None:
             differing = record_differences(summary, wanted)
@@ -162,6 +162,17 @@ def find_conflict(
             for name, values in differing.items():
                 conflict.examples.setdefault(name, values)
     return conflict if conflict.records else None
+
+
+def _identity(summary: RunSettings | RecordSummary) -> object:
+    """Equal for records whose compared settings are equal (an old record: itself)."""
+    recorded = summary if isinstance(summary, RunSettings) else summary.settings
+    if recorded is None:
+        return id(summary)
+    return tuple(
+        tuple(value) if isinstance(value, list) else value
+        for value in (getattr(recorded, name) for name in COMPARED_FIELDS)
+    )
 
 
 def record_differences(
