@@ -107,28 +107,42 @@ def credentials_file(environ: Mapping[str, str] | None = None) -> Path:
     return base / ".credentials.json"
 
 
+def read_credentials_document(path: Path) -> Any | None:
+    """The parsed JSON of a Claude Code credentials file; None when it is absent or odd.
+
+    The file is ours to protect, not the agent's: it is read without following a symlink
+    and with a size cap (`credentials.read_login` hands out only what is read here).
+    """
+    try:
+        # Non-blocking: a FIFO in its place must not hang the session.
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return None
+        raw = handle.read(MAX_CREDENTIALS_FILE_BYTES + 1)
+    if len(raw) > MAX_CREDENTIALS_FILE_BYTES:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def secrets_from_credentials_file(path: Path | None = None) -> list[str]:
     """The token values in a Claude Code credentials file (nothing when it is absent or odd).
 
     The file is ours to protect, not the agent's: it is read without following a symlink
     and with a size cap, and a file that is not JSON holds no secrets we could name.
     """
-    path = credentials_file() if path is None else path
-    try:
-        # Non-blocking: a FIFO in its place must not hang the session.
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return []
-    with os.fdopen(descriptor, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return []
-        raw = handle.read(MAX_CREDENTIALS_FILE_BYTES + 1)
-    if len(raw) > MAX_CREDENTIALS_FILE_BYTES:
-        return []
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return []
+    return secrets_in_credentials(
+        read_credentials_document(credentials_file() if path is None else path)
+    )
+
+
+def secrets_in_credentials(document: Any) -> list[str]:
+    """The token values in a parsed credentials document (token-, key- or secret-named)."""
     found: list[str] = []
 
     def walk(value: Any, key: str) -> None:
