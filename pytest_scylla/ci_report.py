@@ -38,14 +38,25 @@ def junit_properties(record: RunRecord) -> list[tuple[str, object]]:
     Costs and tokens cover every attempt of the run: what the run really cost.
     """
     result = record.result
+    agent = record.agent
+    # Unknown is not zero: an agent that reports no cost (nop, oracle, most commands) says n/a.
+    cost_known = (agent is not None and agent.cost_usd is not None) or any(
+        attempt.agent_cost_usd for attempt in record.attempts
+    )
+    tokens_known = (agent is not None and bool(agent.tokens_by_model)) or any(
+        attempt.tokens.total for attempt in record.attempts
+    )
     pairs: list[tuple[str, object]] = [
         ("outcome", record.outcome),
         ("score", f"{result.score:.4f}" if result else NOT_AVAILABLE),
         ("grade", result.grade if result else NOT_AVAILABLE),
         ("pass_threshold", f"{result.pass_threshold:.2f}" if result else NOT_AVAILABLE),
-        ("agent_cost_usd", f"{record.total_agent_cost_usd:.6f}"),
+        (
+            "agent_cost_usd",
+            f"{record.total_agent_cost_usd:.6f}" if cost_known else NOT_AVAILABLE,
+        ),
         ("judge_cost_usd", f"{record.total_judge_cost_usd:.6f}"),
-        ("tokens", record.total_tokens),
+        ("tokens", record.total_tokens if tokens_known else NOT_AVAILABLE),
         ("judge_mode", record.judge_mode),
         ("timed_out", record.timed_out),
         ("error_stage", record.error.stage if record.error else NOT_AVAILABLE),
