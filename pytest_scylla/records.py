@@ -145,6 +145,10 @@ class JudgeRecord(BaseModel):
     attempts: int = 0
     cached: bool = False  # reused from the judge cache: no request was made
     prompt_sha256: str | None = None
+    # How the model was reached: "api" (anthropic SDK) or "cli" (the Claude Code CLI, for a
+    # Claude login); None in records written before the CLI backend existed, or by a
+    # plugin's own judge.
+    backend: str | None = None
 
 
 class ItemScore(BaseModel):

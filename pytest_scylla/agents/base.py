@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pytest_scylla.credentials import LoginFile
 from pytest_scylla.records import AgentRecord
 from pytest_scylla.redact import Redactor, SecretEnv
 from pytest_scylla.sandbox.base import RunDirs, Sandbox
@@ -33,6 +34,9 @@ class AgentRequest:
     # Held as a SecretEnv: a traceback prints the request, and must not print the key.
     passthrough_env: Mapping[str, str] = field(default_factory=SecretEnv)
     redactor: Redactor = field(default_factory=Redactor)
+    # The Claude login to give a Claude Code agent, when it is the only credential
+    # (credentials.claude_code_credentials); its repr hides the tokens.
+    login: LoginFile | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.passthrough_env, SecretEnv):

@@ -42,6 +42,7 @@ from pytest_scylla.agents.command import (
     runs_on_host,
     tail_line,
 )
+from pytest_scylla.credentials import LOGIN_FILE_NAME
 from pytest_scylla.records import AgentRecord
 from pytest_scylla.sandbox.base import ProcessOutcome, Sandbox, SandboxError
 
@@ -55,10 +56,24 @@ QUIET_ENV = {
     "DISABLE_ERROR_REPORTING": "1",
 }
 _VERSION = re.compile(r"\d+\.\d+\.\d+\S*")
+CONFIG_DIR_NAME = ".claude"  # the run's CLAUDE_CONFIG_DIR, under its private home
 
 
 class ClaudeNotFound(RuntimeError):
     pass
+
+
+def login_target(request: AgentRequest, sandbox: Sandbox) -> Path | None:
+    """Where this run's copy of the Claude login goes, None when it needs none here.
+
+    On the host (local sandbox, bubblewrap) a 0400 copy goes into the run's private
+    ``CLAUDE_CONFIG_DIR`` (under the run's home, never under results) and is deleted when
+    the CLI ends. A container gets a read-only bind mount from its factory instead
+    (``DockerSettings.mount_credentials``, made automatic by the preflight).
+    """
+    if request.login is None or not runs_on_host(request, sandbox):
+        return None
+    return request.dirs.home / CONFIG_DIR_NAME / LOGIN_FILE_NAME
 
 
 def is_final_event(line: bytes) -> bool:
@@ -213,10 +228,13 @@ class ClaudeCodeAgent:
         return ["/bin/sh", "-c", 'exec "$@" < "$0"', prompt_path, binary, "-p", *flags]
 
     def build_env(self, request: AgentRequest, sandbox: Sandbox) -> dict[str, str]:
+        """The CLI's whole environment: the scrubbed base, the quiet switches, a private
+        config dir (where a login copy goes, ``login_target``) and the credentials
+        ``credentials.claude_code_credentials`` chose, passed through by the runner."""
         on_host = runs_on_host(request, sandbox)
         env = base_env(sandbox, host_path(request, sandbox))
         env.update(QUIET_ENV)
-        env["CLAUDE_CONFIG_DIR"] = f"{sandbox.paths.home}/.claude"
+        env["CLAUDE_CONFIG_DIR"] = f"{sandbox.paths.home}/{CONFIG_DIR_NAME}"
         if on_host and os.geteuid() == 0:
             # The CLI refuses --dangerously-skip-permissions as root without this.
             env["IS_SANDBOX"] = "1"
@@ -225,13 +243,30 @@ class ClaudeCodeAgent:
         return env
 
     def run(self, request: AgentRequest, sandbox: Sandbox) -> AgentRecord:
-        (request.dirs.home / ".claude").mkdir(parents=True, exist_ok=True)
+        (request.dirs.home / CONFIG_DIR_NAME).mkdir(parents=True, exist_ok=True)
         try:
             prompt = (request.dirs.inputs / PROMPT_FILE_NAME).read_text(encoding="utf-8")
             argv = self.build_argv(request, sandbox, prompt)
         except (OSError, ClaudeNotFound) as error:
             return self._not_started(request, f"could not start the CLI: {error}")
         env = self.build_env(request, sandbox)
+        login_copy = login_target(request, sandbox)
+        if login_copy is not None and request.login is not None:
+            try:
+                request.login.write_copy(login_copy)
+            except OSError as error:
+                login_copy.unlink(missing_ok=True)
+                return self._not_started(request, f"could not give the CLI its login: {error}")
+        try:
+            return self._run_cli(request, sandbox, argv, env)
+        finally:
+            # The after-checks run in the same sandbox: they must not find the login.
+            if login_copy is not None:
+                login_copy.unlink(missing_ok=True)
+
+    def _run_cli(
+        self, request: AgentRequest, sandbox: Sandbox, argv: list[str], env: dict[str, str]
+    ) -> AgentRecord:
         try:
             outcome = run_logged(
                 request,

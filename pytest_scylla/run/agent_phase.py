@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from pytest_scylla.agents.base import PROMPT_FILE_NAME, AgentRequest, base_env
+from pytest_scylla.credentials import LoginFile, claude_code_credentials
 from pytest_scylla.harness_git import summarize_changes
 from pytest_scylla.judges.checks import run_pipeline, run_rubric_commands
 from pytest_scylla.kept_workspace import keep_workspace
@@ -22,6 +23,7 @@ from pytest_scylla.records import (
     atomic_write_json,
     atomic_write_text,
 )
+from pytest_scylla.redact import Redactor
 from pytest_scylla.results_layout import AGENT_DIR, CHECKS_FILE, DIFF_FILE, MANIFEST_FILE
 from pytest_scylla.run.plan import RunPlan
 from pytest_scylla.run.services import SessionServices
@@ -34,13 +36,26 @@ from pytest_scylla.workspace import (
     remove_tree,
 )
 
+# Beside the credentials (credentials.claude_code_credentials chooses those).
 PASSTHROUGH_ENV = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
     "ANTHROPIC_BASE_URL",
-    "CLAUDE_CODE_OAUTH_TOKEN",
     "CLAUDE_CODE_MAX_RETRIES",  # the CLI's own API retry budget (default 10, minutes of backoff)
 )
+
+
+def agent_credentials(redactor: Redactor) -> tuple[dict[str, str], LoginFile | None]:
+    """The variables an agent may see beyond the scrubbed base, and the login to give it.
+
+    Read per run: a login refreshed since the session started is given as it is now, and
+    its new tokens join the redactor before the agent can print them.
+    """
+    passthrough = {name: os.environ[name] for name in PASSTHROUGH_ENV if os.environ.get(name)}
+    credentials = claude_code_credentials(os.environ)
+    if credentials is None:
+        return passthrough, None
+    for secret in credentials.secrets:
+        redactor.add(secret)
+    return {**passthrough, **credentials.env}, credentials.login
 
 
 def run_agent_phase(
@@ -72,6 +87,7 @@ def run_agent_phase(
         atomic_write_json(run_dir / MANIFEST_FILE, manifest)
         record.config_manifest_sha256 = manifest.sha256()
         (dirs.inputs / PROMPT_FILE_NAME).write_text(experiment.prompt, encoding="utf-8")
+        passthrough_env, login = agent_credentials(services.redactor)
         request = AgentRequest(
             experiment=experiment,
             subtest=plan.subtest,
@@ -79,10 +95,9 @@ def run_agent_phase(
             timeout_s=experiment.timeout_seconds(settings.run_timeout, DEFAULT_RUN_TIMEOUT_S),
             dirs=dirs,
             agent_dir=run_dir / AGENT_DIR,
-            passthrough_env={
-                name: os.environ[name] for name in PASSTHROUGH_ENV if os.environ.get(name)
-            },
+            passthrough_env=passthrough_env,
             redactor=services.redactor,
+            login=login,
         )
         request.agent_dir.mkdir(parents=True, exist_ok=True)
         services.agent.prepare_inputs(request)

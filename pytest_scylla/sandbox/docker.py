@@ -1,6 +1,6 @@
 """The docker sandbox: one long-lived ``scylla-runner`` container per run.
 
-``open()`` creates and starts the container (its PID 1, ``docker/scylla-init.py``, idles);
+``open()`` creates and starts the container (its PID 1, ``image/scylla-init.py``, idles);
 every ``run()`` is a ``docker exec`` in it; ``close()`` removes it with force. Only the
 three run directories are mounted (plus the session's lease file and, on request, a private
 copy of the host's Claude credentials file, both read-only); API keys arrive only through
@@ -39,11 +39,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 
+import docker
 import docker.errors
 from docker.models.containers import Container
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-import docker
+from pytest_scylla.credentials import login_file_path, read_login_file
 from pytest_scylla.redact import StreamRedactor
 from pytest_scylla.sandbox.base import (
     ProcessOutcome,
@@ -70,7 +71,7 @@ INPUTS = "/scylla/inputs"
 LEASE_TARGET = "/scylla/lease"
 CREDENTIALS_TARGET = f"{HOME}/.claude/.credentials.json"
 ENTRYPOINT = "/usr/local/bin/scylla-entrypoint"
-IMAGE_UID = 1000  # the scylla user baked into docker/Dockerfile
+IMAGE_UID = 1000  # the scylla user baked into image/Dockerfile
 
 LABEL_MANAGED = "scylla.managed"
 LABEL_SESSION = "scylla.session"
@@ -117,7 +118,7 @@ class DockerSettings(BaseModel):
     tmpfs_size: str = "512m"  # each of /tmp, /var/tmp (memory, counted in `memory`)
     lease_stale_s: float = Field(default=LEASE_STALE_S, gt=0)
     mount_credentials: bool = False
-    # None: ~/.claude/.credentials.json of the host user, when it exists.
+    # None: the host user's Claude login (credentials.login_file_path), when it is usable.
     credentials_file: Path | None = None
     # None: DOCKER_HOST from the environment, else the default unix socket.
     docker_host: str | None = None
@@ -498,7 +499,7 @@ class _Lease:
     """The factory's host folder: a lease file renewed from a thread, credentials copies.
 
     Every container of the factory mounts the lease file read-only and ends itself once the
-    file's mtime is older than ``lease_stale_s`` (docker/scylla-init.py). The file is only
+    file's mtime is older than ``lease_stale_s`` (image/scylla-init.py). The file is only
     ever touched, never replaced: a replaced file would no longer be the mounted inode.
     """
 
@@ -624,8 +625,10 @@ class DockerSandboxFactory:
     ) -> tuple[dict[str, dict[str, str]], Path | None]:
         if not self.settings.mount_credentials:
             return {}, None
-        source = self.settings.credentials_file or Path.home() / ".claude" / ".credentials.json"
-        if not source.is_file():
+        # The login as the session redactor read it (no symlink followed, size capped).
+        source = self.settings.credentials_file or login_file_path()
+        login = read_login_file(source).login
+        if login is None:
             return {}, None
         # A private copy readable by the container user (the original is usually 0600 and
         # owned by someone else); it lives outside the run dirs so no secret lands in the
@@ -633,10 +636,9 @@ class DockerSandboxFactory:
         # mounted, never its folder.
         secret_dir = Path(tempfile.mkdtemp(prefix="cred-", dir=lease.dir))
         copy = secret_dir / "credentials.json"
-        shutil.copyfile(source, copy)
+        login.write_copy(copy)  # 0400
         if os.geteuid() == 0:
             os.chown(copy, uid, gid)
-        os.chmod(copy, 0o400)
         os.chmod(secret_dir, 0o711)
         return {str(copy): {"bind": CREDENTIALS_TARGET, "mode": "ro"}}, secret_dir
 
