@@ -405,6 +405,7 @@ def test_outcome_rules() -> None:
 # ------------------------------------------------------------------ the real CLI
 
 
+@pytest.mark.claude_cli
 @pytest.mark.timeout(180)
 def test_real_claude_cli_against_fake_api(tmp_path: Path) -> None:
     fake_api = pytest.importorskip("pytest_scylla.testing.fake_api")

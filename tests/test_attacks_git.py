@@ -26,7 +26,7 @@ import pytest
 from docker_engine import require_images
 from experiment_factory import write_experiment
 
-SANDBOXES = ("local", "docker")
+SANDBOXES = ("local", pytest.param("docker", marks=pytest.mark.docker))
 SESSION_TIMEOUT_S = 180
 
 

@@ -50,9 +50,12 @@ MODEL = "claude-sonnet-4-5"
 
 
 CLI = bundled_claude()
-pytestmark = pytest.mark.skipif(
-    CLI is None, reason="claude-agent-sdk with its bundled Claude Code CLI is not installed"
-)
+pytestmark = [
+    pytest.mark.claude_cli,
+    pytest.mark.skipif(
+        CLI is None, reason="claude-agent-sdk with its bundled Claude Code CLI is not installed"
+    ),
+]
 
 
 @dataclass

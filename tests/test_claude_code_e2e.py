@@ -54,9 +54,12 @@ BASIC = ["--tiers", "T0", "--runs", "1", "--max-subtests", "1", "--judge-model",
 
 
 CLI = bundled_claude()
-pytestmark = pytest.mark.skipif(
-    CLI is None, reason="claude-agent-sdk with its bundled Claude Code CLI is not installed"
-)
+pytestmark = [
+    pytest.mark.claude_cli,
+    pytest.mark.skipif(
+        CLI is None, reason="claude-agent-sdk with its bundled Claude Code CLI is not installed"
+    ),
+]
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -546,6 +549,7 @@ def test_shipped_dry_runs_pass(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- docker
 
 
+@pytest.mark.docker
 def test_docker_sandbox_matches_local(tiers: TierSession, tmp_path: Path) -> None:
     from docker_engine import require_docker_engine
 

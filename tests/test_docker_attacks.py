@@ -31,6 +31,7 @@ from pytest_scylla.sandbox.docker import (
 ROOT = Path(__file__).resolve().parents[1]
 PATH = "/usr/local/bin:/usr/bin:/bin"
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="the run dirs are lent only by root")
+pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module", autouse=True)

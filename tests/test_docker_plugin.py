@@ -33,6 +33,7 @@ EXPERIMENTS = ("test-001", "test-002", "test-003")
 AGENTS = ("oracle", "nop")
 SANDBOXES = ("local", "docker")
 RUN_TIMEOUT_S = 180
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -36,6 +36,7 @@ from pytest_scylla.sandbox.docker import (
 from pytest_scylla.sandbox.docker_image import apt_mirror
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
+pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="session")

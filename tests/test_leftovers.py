@@ -231,6 +231,7 @@ def test_owner_pid_reads_the_name_end() -> None:
     assert owner_pid(Path("exp-0")) is None
 
 
+@pytest.mark.claude_cli
 @pytest.mark.timeout(120)
 def test_claude_code_background_step_does_not_hold_the_run(tmp_path: Path) -> None:
     """The real CLI keeps running while a Bash step it started in the background lives (seen:

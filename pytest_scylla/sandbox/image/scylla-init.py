@@ -17,6 +17,7 @@ Non-dumpable, so the agent (same uid) cannot ptrace this process or read its mem
 switch the lease check off.
 """
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -39,10 +40,9 @@ def reap() -> None:
 
 
 def kill_all() -> None:
-    try:
+    # ProcessLookupError: nothing else is running.
+    with contextlib.suppress(ProcessLookupError):
         os.kill(-1, signal.SIGKILL)  # every process we may signal, except ourselves
-    except ProcessLookupError:
-        pass  # nothing else is running
 
 
 def lease_stale(stale_s: float) -> bool:
@@ -55,10 +55,8 @@ def lease_stale(stale_s: float) -> bool:
 
 def main() -> int:
     stale_s = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
-    except OSError:
-        pass
     watched = {signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, watched)
     while True:
