@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from pytest_scylla.aggregate import ExperimentResult
 
 MANIFEST_FILE = "manifest.json"
-CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 # How a run reaches the controller (plugin.pytest_runtest_makereport sets them on the setup
 # report): its record and experiment file as attributes, and whether it was read from disk.
 RECORD_ATTRIBUTE = "scylla_record"
@@ -64,10 +63,28 @@ def _is_experiment_file(test_file: Path) -> bool:
 _targets_experiments = targets_experiments  # the name preflight uses
 
 
-def _has_credentials() -> bool:
-    if any(os.environ.get(name) for name in CREDENTIAL_VARIABLES):
-        return True
-    return (Path.home() / ".claude" / ".credentials.json").is_file()
+def _missing_credentials(settings: ScyllaSettings) -> str | None:
+    """The one line naming which part lacks which credential (credentials.py decides what
+    each part will use, so what passes here is what the runs get)."""
+    from pytest_scylla.credentials import judge_credentials, missing_credentials
+
+    agent = None
+    if settings.agent == "claude-code" and not settings.rejudge:
+        agent = f"agent claude-code ({settings.model})"
+    missing = missing_credentials(
+        agent=agent, judges=settings.judge_models, judge_backend=settings.judge_backend
+    )
+    if missing is not None or not settings.judge_models:
+        return missing
+    chosen = judge_credentials(settings.judge_backend)
+    if chosen is not None and chosen.backend == "cli":
+        from pytest_scylla.agents.claude_code import ClaudeNotFound, find_claude
+
+        try:
+            find_claude(settings.claude_bin)
+        except ClaudeNotFound as error:
+            return f"pytest-scylla: the judges use the Claude Code CLI (a Claude login): {error}"
+    return None
 
 
 def _targets_results(config: pytest.Config) -> bool:
@@ -106,17 +123,9 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         start_session_fake_api(config, settings.fake_api)
     if settings.regenerate:
         return
-    needs_api = [f"judge {model}" for model in settings.judge_models]
-    if settings.agent == "claude-code" and not settings.rejudge:
-        needs_api.insert(0, f"agent claude-code ({settings.model})")
-    if needs_api and not _has_credentials():
-        base_url = os.environ.get("ANTHROPIC_BASE_URL")
-        if not base_url:
-            raise pytest.UsageError(
-                f"pytest-scylla: {', '.join(needs_api)} need(s) ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN, "
-                "or ~/.claude/.credentials.json); or pass --scylla-fake-api SCRIPT for an offline dry run, "
-                "or --judge-model none with --agent oracle|nop|command"
-            )
+    missing = _missing_credentials(settings)
+    if missing is not None:
+        raise pytest.UsageError(missing)
     if settings.sandbox == "docker" and not settings.rejudge:  # a rejudge starts no agent
         from pytest_scylla.sandbox.preflight import prepare_docker
 

@@ -17,7 +17,10 @@ What CLI 2.1.33x does with the judge's flags, pinned here (see judges/cli_judge.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -240,3 +243,204 @@ def test_a_hanging_api_times_out_and_the_cli_is_killed(
     assert list(scratch.iterdir()) == []
     # No CLI process of this judgment is left (its command line names the scratch folder).
     assert processes_with(str(scratch)) == []
+
+
+# ---------------------------------------------------------------- whole sessions, logged in
+
+ROOT = Path(__file__).resolve().parents[1]
+JUDGE_ITEM = re.compile(r"^- `(?P<id>[^`]+)` \(max (?P<points>[0-9.]+) points", re.M)
+# A hostile agent: it reads the login it was given, copies it into its workspace, and
+# records how it was given; then it does the task.
+SNOOP_SCRIPT = {
+    "turns": [
+        {
+            "tool_use": {
+                "name": "Bash",
+                "input": {
+                    "command": 'stat -c %a "$CLAUDE_CONFIG_DIR/.credentials.json" > cred-mode.txt'
+                    ' 2>&1; cat "$CLAUDE_CONFIG_DIR/.credentials.json" > leaked.json 2>&1;'
+                    " env > leaked-env.txt; true",
+                    "description": "look around",
+                },
+            }
+        },
+        {
+            "tool_use": {
+                "name": "Write",
+                "input": {"file_path": "hello.py", "content": 'print("Hello, World!")\n'},
+            }
+        },
+        {"text": "Created hello.py.", "stop_reason": "end_turn"},
+    ]
+}
+
+
+class SessionResponder:
+    """The agent's turns from SNOOP_SCRIPT; a CLI judge request gets full points."""
+
+    def __init__(self) -> None:
+        from pytest_scylla.testing.scripted_model import DryRunScript
+
+        self.agent = DryRunScript.model_validate(SNOOP_SCRIPT).as_responder()
+        self.judge_requests: list[RecordedRequest] = []
+
+    def __call__(self, request: RecordedRequest) -> Reply:
+        tools = [tool.get("name") for tool in request.body.get("tools") or []]
+        if tools == [STRUCTURED_OUTPUT_TOOL]:
+            self.judge_requests.append(request)
+            items = {
+                match["id"]: float(match["points"])
+                for match in JUDGE_ITEM.finditer(system_text(request).split("# Items to judge")[-1])
+            }
+            return structured(answer(**items))
+        reply = self.agent(request)
+        assert isinstance(reply, Reply)
+        return reply
+
+
+def run_session(
+    api: FakeMessagesAPI, home: Path, results: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANTHROPIC_", "PYTEST_", "CLAUDE_"))
+    }
+    environ.update(HOME=str(home), ANTHROPIC_BASE_URL=api.base_url, CLAUDE_CODE_MAX_RETRIES="0")
+    environ.update(env)
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "experiments/test-001",
+        "--agent",
+        "claude-code",
+        "--tiers",
+        "T0",
+        "--runs",
+        "1",
+        "--max-subtests",
+        "1",
+        "--judge-model",
+        MODEL,
+        "--scylla-keep-workspace",
+        "--results-dir",
+        str(results),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        *args,
+    ]
+    return subprocess.run(
+        command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=240
+    )
+
+
+def every_byte(folder: Path) -> bytes:
+    return b"\n".join(path.read_bytes() for path in folder.rglob("*") if path.is_file())
+
+
+@pytest.fixture
+def session_api() -> Iterator[tuple[FakeMessagesAPI, SessionResponder]]:
+    responder = SessionResponder()
+    with FakeMessagesAPI(responder, api_key=ACCESS) as fake:
+        yield fake, responder
+
+
+def check_logged_in_session(
+    proc: subprocess.CompletedProcess[str],
+    api: FakeMessagesAPI,
+    responder: SessionResponder,
+    results: Path,
+) -> dict[str, Any]:
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    [record_file] = results.glob("test-001/T0/*/run-01/run_result.json")
+    record = json.loads(record_file.read_text())
+    assert record["outcome"] == "passed", output[-3000:]
+    assert record["agent"]["finished"] and not record["agent"]["is_error"]
+    [judge] = record["judges"]
+    assert judge["status"] == "ok" and judge["backend"] == "cli"
+    assert len(responder.judge_requests) == 1
+    requests = api.message_requests()
+    assert len(requests) > len(responder.judge_requests)  # the agent's turns came first
+    for request in requests:
+        # The fake refuses any other credential: the token itself was sent, as a bearer.
+        assert "authorization" in request.headers and "x-api-key" not in request.headers
+    written = every_byte(results)
+    for secret in (ACCESS, REFRESH):
+        assert secret.encode() not in written
+        assert secret not in output
+    return record
+
+
+def test_a_session_with_only_a_login_runs_and_judges(
+    session_api: tuple[FakeMessagesAPI, SessionResponder], tmp_path: Path
+) -> None:
+    api, responder = session_api
+    home = tmp_path / "home"
+    login_credentials(tmp_path)  # writes user-config/.credentials.json
+    (home / ".claude").mkdir(parents=True)
+    (tmp_path / "user-config" / ".credentials.json").rename(home / ".claude" / ".credentials.json")
+    results = tmp_path / "results"
+    proc = run_session(api, home, results)
+    record = check_logged_in_session(proc, api, responder, results)
+    run_dir = results / "test-001" / "T0" / record["subtest"] / "run-01"
+    diff = (run_dir / "workspace.diff").read_text()
+    # The agent saw a read-only copy, and what it copied out reached results redacted.
+    assert "+400" in diff and "[REDACTED]" in diff
+    assert "accessToken" in (run_dir / "workspace" / "leaked.json").read_text()
+
+
+def test_a_session_with_only_an_oauth_token_runs_and_judges(
+    session_api: tuple[FakeMessagesAPI, SessionResponder], tmp_path: Path
+) -> None:
+    api, responder = session_api
+    home = tmp_path / "home"
+    home.mkdir()
+    results = tmp_path / "results"
+    proc = run_session(api, home, results, CLAUDE_CODE_OAUTH_TOKEN=ACCESS)
+    record = check_logged_in_session(proc, api, responder, results)
+    run_dir = results / "test-001" / "T0" / record["subtest"] / "run-01"
+    leaked_env = (run_dir / "workspace" / "leaked-env.txt").read_text()
+    # The CLI keeps the token out of its Bash tool's environment (2.1.33x); either way the
+    # token never reaches results raw (check_logged_in_session).
+    assert "PATH=" in leaked_env and ACCESS not in leaked_env
+
+
+def test_no_credential_stops_before_the_first_run_with_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANTHROPIC_", "PYTEST_", "CLAUDE_"))
+    }
+    environ["HOME"] = str(home)
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "experiments/test-001",
+            "--judge-model",
+            MODEL,
+            "--results-dir",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in proc.stderr.splitlines() if "pytest-scylla:" in line]
+    assert len(lines) == 1, proc.stderr
+    assert "agent claude-code" in lines[0] and f"judge {MODEL}" in lines[0]
+    assert "claude login" in lines[0]
+    assert not list(results.rglob("run_result.json")) and "test.yaml::" not in proc.stdout

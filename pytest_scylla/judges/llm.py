@@ -390,6 +390,7 @@ class LlmJudge:
         )
 
     def _finish(self, out_dir: Path, record: JudgeRecord, log: JudgeResponseLog) -> JudgeRecord:
+        record.backend = "api"  # every record, cached or not, leaves through here
         # Redact the serialized text: a secret may sit anywhere in a model's answer.
         atomic_write_text(
             out_dir / RESPONSE_FILE, self.redactor(log.model_dump_json(indent=2)) + "\n"

@@ -11,9 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import anthropic
 
+from pytest_scylla.credentials import NO_KEY as NO_KEY  # tests and plugins knew it here
+from pytest_scylla.credentials import ClaudeCredentials, JudgeCredentials, api_credentials
+from pytest_scylla.credentials import judge_credentials as choose_judge_credentials
 from pytest_scylla.judges.backoff import SharedBackoff
 from pytest_scylla.judges.cache import JudgeCache
 from pytest_scylla.judges.checks import command_item_scores
+from pytest_scylla.judges.cli_judge import CliJudge
 from pytest_scylla.judges.consensus import NoJudgeSucceeded, build_consensus
 from pytest_scylla.judges.llm import LlmJudge
 from pytest_scylla.judges.panel import JudgePanel
@@ -30,27 +34,19 @@ if TYPE_CHECKING:
     from pytest_scylla.judges.llm import Judge
 
 STATE_DIR = ".scylla"
-# A local server that wants no key (ANTHROPIC_BASE_URL alone); the SDK insists on one.
-NO_KEY = "no-key"
 
 
 def judge_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """The one credential the judges' client gets: `{"api_key": ...}` or `{"auth_token": ...}`.
+    """The one credential the API judges' client gets: `{"api_key": ...}` or
+    `{"auth_token": ...}` (credentials.api_credentials), `{}` when there is none.
 
     The SDK refuses both at once ("Pass at most one of api_key=, auth_token="), and reads
     the environment the same way when given neither: ANTHROPIC_API_KEY wins over
     ANTHROPIC_AUTH_TOKEN (anthropic `static_credential_from_env`). Passing the one we chose
     keeps its other sources (profiles, federation) out of a measurement.
     """
-    api_key = environ.get("ANTHROPIC_API_KEY")
-    if api_key:
-        return {"api_key": api_key}
-    auth_token = environ.get("ANTHROPIC_AUTH_TOKEN")
-    if auth_token:
-        return {"auth_token": auth_token}
-    # Without a base URL the SDK's own error ("Could not resolve authentication method")
-    # says what is missing; the plugin's preflight stops such a session earlier anyway.
-    return {"api_key": NO_KEY} if environ.get("ANTHROPIC_BASE_URL") else {}
+    chosen = api_credentials(environ)
+    return dict(chosen.client_kwargs) if chosen is not None else {}
 
 
 class LlmJudgeRunner(JudgeRunner):
@@ -84,7 +80,17 @@ class LlmJudgeRunner(JudgeRunner):
     def client(self) -> anthropic.Anthropic:
         return anthropic.Anthropic(**judge_credentials(os.environ))
 
+    @cached_property
+    def credentials(self) -> JudgeCredentials | None:
+        """Which backend judges, with what (the preflight asked the same function)."""
+        return choose_judge_credentials(self.settings.judge_backend)
+
     def llm_judge(self, model: str) -> Judge:
+        """The built-in judge of `model`: through the CLI when the judges' credential is a
+        Claude login or an OAuth token (or --judge-backend cli), else through the API."""
+        chosen = self.credentials
+        if chosen is not None and chosen.cli is not None:
+            return self.cli_judge(model, chosen.cli)
         return LlmJudge(
             model,
             client=self.client,
@@ -99,6 +105,17 @@ class LlmJudgeRunner(JudgeRunner):
         )
 
     _make_judge = llm_judge  # the name tests knew it by
+
+    def cli_judge(self, model: str, credentials: ClaudeCredentials) -> CliJudge:
+        return CliJudge(
+            model,
+            credentials=credentials,
+            pricing=self.pricing,
+            cache=None if self.settings.rejudge else self.cache,
+            claude_bin=self.settings.claude_bin,
+            redactor=self.redactor,
+            timeout_s=self.settings.judge_timeout,
+        )
 
     def judge(
         self, plan: RunPlan, record: RunRecord, run_dir: Path, *, rejudge: bool
