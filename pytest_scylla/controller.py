@@ -224,9 +224,10 @@ class ResultsCollector:
 
     def _import_upstream(self, source: Path) -> None:
         from pytest_scylla.recovery import SNAPSHOT_DIR
-        from pytest_scylla.upstream import UpstreamError, import_upstream
+        from pytest_scylla.upstream import UpstreamError, import_upstream, refuse_cache_inside
 
         try:
+            refuse_cache_inside(self.config, source)
             imported = import_upstream(source, self.settings.results_dir, self.redactor)
         except UpstreamError as error:
             raise pytest.UsageError(f"pytest-scylla: {self.redactor(str(error))}") from None

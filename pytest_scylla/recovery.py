@@ -154,7 +154,7 @@ def import_upstream_arguments(config: pytest.Config, results_dir: Path) -> None:
 
     try:
         args, _ = upstream_arguments(
-            list(config.args), results_dir, write=not hasattr(config, "workerinput")
+            list(config.args), results_dir, write=not hasattr(config, "workerinput"), config=config
         )
     except UpstreamError as error:
         raise pytest.UsageError(f"pytest-scylla: {error}") from None

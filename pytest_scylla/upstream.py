@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -530,8 +532,31 @@ def import_upstream(
     return ImportedExperiment(config.experiment_id, target, written, notes)
 
 
+def pytest_cache_inside(config: pytest.Config, source: Path) -> Path | None:
+    """Where pytest's cache would be written, when that is inside the upstream folder.
+
+    pytest picks its rootdir before plugins declare their options, so a path given as an
+    option's value (`--scylla-import-upstream SRC`) or on the command line can make SRC the
+    rootdir, and `.pytest_cache/` would land in the folder an import promises not to touch.
+    """
+    if not config.pluginmanager.has_plugin("cacheprovider"):
+        return None
+    cache_dir = Path(os.path.expanduser(str(config.getini("cache_dir"))))
+    cache_dir = (config.rootpath / cache_dir).resolve()
+    return cache_dir if cache_dir.is_relative_to(source.resolve()) else None
+
+
+def refuse_cache_inside(config: pytest.Config, source: Path) -> None:
+    cache_dir = pytest_cache_inside(config, source)
+    if cache_dir is not None:
+        raise UpstreamError(
+            f"pytest would write its cache into the upstream folder ({cache_dir}), which an "
+            "import only reads; add --rootdir=. (or -p no:cacheprovider, or -o cache_dir=DIR)"
+        )
+
+
 def upstream_arguments(
-    args: list[str], results_dir: Path, *, write: bool
+    args: list[str], results_dir: Path, *, write: bool, config: pytest.Config | None = None
 ) -> tuple[list[str], list[ImportedExperiment]]:
     """Command-line paths with each upstream experiment folder replaced by its imported
     results folder under results_dir (imported when `write`: the controller; xdist workers
@@ -544,6 +569,8 @@ def upstream_arguments(
             replaced.append(argument)
             continue
         if write:
+            if config is not None:
+                refuse_cache_inside(config, path)
             done = import_upstream(path, results_dir)
             imported.append(done)
             replaced.append(str(done.folder))

@@ -214,3 +214,27 @@ def test_pytest_imports_then_regenerates_an_upstream_folder(pytester: pytest.Pyt
     assert all(
         r.consensus is not None and r.consensus.item_agreement is not None for r in loaded.records
     )
+
+
+def test_pytests_cache_is_never_written_into_the_upstream_folder(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    # pytest makes a path given as an option's value its rootdir, and puts .pytest_cache there.
+    source = tmp_path / "upstream" / "dryrun-test-001"
+    shutil.copytree(SOURCE, source)
+    before = digest_tree(source)
+    results = pytester.path / "results"
+    for option in ("--scylla-import-upstream", "--scylla-regenerate"):
+        target = [f"{option}={source}"] if option.endswith("upstream") else [option, str(source)]
+        refused = pytester.runpytest(f"--rootdir={source}", *target, "--results-dir", str(results))
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR
+        assert "would write its cache into the upstream folder" in refused.stderr.str()
+    assert digest_tree(source) == before and not (source / ".pytest_cache").exists()
+    elsewhere = pytester.runpytest(
+        f"--rootdir={pytester.path}",
+        f"--scylla-import-upstream={source}",
+        "--results-dir",
+        str(results),
+    )
+    assert elsewhere.ret == 0 and (results / "test-001" / "result.json").is_file()
+    assert digest_tree(source) == before
