@@ -3,6 +3,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "data" / "upstream"
@@ -15,3 +17,9 @@ import scipy.stats  # noqa: E402, F401
 import pytest_scylla.aggregate  # noqa: E402
 import pytest_scylla.report.html  # noqa: E402
 import pytest_scylla.report.markdown  # noqa: E402, F401
+
+
+@pytest.fixture(autouse=True)
+def _no_ci_step_summary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This suite's own sessions never append to the CI job's real step summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
