@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 import pytest_scylla
+from pytest_scylla.artifacts import ARTIFACTS_ATTRIBUTE, unpack_run
 from pytest_scylla.collect import EXPERIMENT_FILE
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
@@ -117,6 +118,7 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         return  # a status needs no agent, no judge, no network and no credentials
     if not _targets_experiments(config) and not (recovering and _targets_results(config)):
         return
+    _lock_results(config, settings)
     if settings.fake_api is not None and not settings.regenerate:
         from pytest_scylla.testing.session_server import start_session_fake_api
 
@@ -131,7 +133,25 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
 
         prepare_docker(config, settings)
     if settings.fresh:
+        lock = config.pluginmanager.get_plugin(RESULTS_LOCK_PLUGIN)
+        lock.release()  # the lock file is not moved aside with the old results
+        config.pluginmanager.unregister(lock)
         _move_aside(settings.results_dir)
+        _lock_results(config, settings)
+
+
+RESULTS_LOCK_PLUGIN = "scylla-results-lock"
+
+
+def _lock_results(config: pytest.Config, settings: ScyllaSettings) -> None:
+    """One session per results folder (results_lock.py); released at unconfigure."""
+    from pytest_scylla.results_lock import ResultsLocked, acquire
+
+    try:
+        lock = acquire(settings.results_dir)
+    except ResultsLocked as error:
+        raise pytest.UsageError(f"pytest-scylla: {error}") from None
+    config.pluginmanager.register(lock, RESULTS_LOCK_PLUGIN)
 
 
 def _move_aside(results_dir: Path) -> None:
@@ -203,6 +223,11 @@ class ResultsCollector:
         folder = run_dir(
             self.settings.results_dir, record.experiment_id, record.tier, record.subtest, record.run
         )
+        payload = getattr(report, ARTIFACTS_ATTRIBUTE, None)
+        if isinstance(payload, str):
+            # The run's other files first: the record marks a complete run folder.
+            for problem in unpack_run(payload, folder).problems:
+                self._warn(problem)
         # A worker on another host has its own disk; on a shared disk this is a no-op.
         write_text_if_changed(folder / RUN_RECORD_FILE, dump_record(record))
         self.config.hook.pytest_scylla_run_finished(

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from pytest_scylla import builtins, hooks
+from pytest_scylla.artifacts import ARTIFACTS_ATTRIBUTE, pack_run
+from pytest_scylla.budget import BudgetCheck, BudgetGuard
 from pytest_scylla.ci_report import ExitPolicy, add_junit_properties
 from pytest_scylla.collect import (
     EXPERIMENT_FILE,
@@ -25,6 +27,8 @@ from pytest_scylla.controller import (
     preflight,
     targets_experiments,
 )
+from pytest_scylla.ordering import run_major_order
+from pytest_scylla.progress import ProgressReporter
 from pytest_scylla.recovery import (
     SNAPSHOT_MARKER,
     ResultsFolder,
@@ -90,12 +94,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "no"  # a status runs nothing: no workers to start
     config.stash[SESSION_KEY] = ScyllaSession(config=config, settings=settings)
     config.pluginmanager.register(CollectionErrorPolicy(config), "scylla-collection-errors")
+    config.pluginmanager.register(BudgetCheck(settings), "scylla-budget-check")
     if targets_experiments(config):
         config.pluginmanager.register(InterruptSignals(), "scylla-signals")
     if is_controller(config):
         # Before xdist starts its workers: they inherit the environment set up here.
         preflight(config, settings)
         config.pluginmanager.register(SessionPlan(config, settings), "scylla-plan")
+        config.pluginmanager.register(BudgetGuard(config, settings), "scylla-budget")
+        config.pluginmanager.register(ProgressReporter(config, settings), "scylla-progress")
         config.pluginmanager.register(ResultsCollector(config, settings), "scylla-results")
         if settings.fail_on is not None:
             config.pluginmanager.register(ExitPolicy(settings.fail_on), "scylla-exit-policy")
@@ -171,6 +178,7 @@ class CollectionErrorPolicy:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _keep_max_subtests(config, items)
     _keep_rejudgeable(config, items)
+    run_major_order(items)  # a tier's sub-tests progress together (ordering.py)
 
 
 def _keep_rejudgeable(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -250,7 +258,14 @@ def pytest_runtest_makereport(
     if report.failed and call.excinfo is not None and call.when != "call":
         # pytest asks repr_failure only about the call stage; a run's work is in setup.
         report.longrepr = item.repr_failure(call.excinfo)
-    return redact_report(item.config, item, report, json_attributes=(RECORD_ATTRIBUTE,))
+    redacted = redact_report(item.config, item, report, json_attributes=(RECORD_ATTRIBUTE,))
+    if call.when == "setup" and item.record is not None and not is_controller(item.config):
+        # After redaction: the run wrote its files redacted, and a compressed payload is
+        # neither readable by nor safe from a text redactor (artifacts.py).
+        packed = pack_run(item.run_dir)
+        if packed is not None:
+            setattr(redacted, ARTIFACTS_ATTRIBUTE, packed.payload)
+    return redacted
 
 
 @pytest.hookimpl(optionalhook=True)
