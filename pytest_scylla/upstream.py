@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,22 @@ def is_upstream_results(folder: Path) -> bool:
 # ---- reading ----------------------------------------------------------------------------------
 
 
+def _read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's first bytes, never through a symlink: a link in an upstream folder
+    (to ~/.claude/.credentials.json, say) must not be read into our results."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        return handle.read(limit)
+
+
+def _is_regular(path: Path) -> bool:
+    return path.is_file() and not path.is_symlink()
+
+
 def _read_json(path: Path) -> Any:
-    with path.open("rb") as handle:
-        raw = handle.read(MAX_FILE_BYTES + 1)
+    raw = _read_bytes(path, MAX_FILE_BYTES + 1)
     if len(raw) > MAX_FILE_BYTES:
         raise UpstreamError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
     # Upstream writes NaN for undefined statistics; Python's json reads it.
@@ -203,14 +217,13 @@ def _parse(path: Path, model: type[_Upstream]) -> Any:
 
 
 def _optional(path: Path, model: type[_Upstream]) -> Any:
-    return _parse(path, model) if path.is_file() else None
+    return _parse(path, model) if _is_regular(path) else None
 
 
 def _read_text(path: Path) -> str | None:
-    if not path.is_file():
+    if not _is_regular(path):
         return None
-    with path.open("rb") as handle:
-        return handle.read(MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    return _read_bytes(path).decode("utf-8", errors="replace")
 
 
 def experiment_config(folder: Path) -> UpstreamExperimentConfig:
@@ -218,7 +231,7 @@ def experiment_config(folder: Path) -> UpstreamExperimentConfig:
     if config is not None:
         return config
     checkpoint = folder / "checkpoint.json"
-    if checkpoint.is_file():
+    if _is_regular(checkpoint):
         data = _read_json(checkpoint)
         if isinstance(data, dict) and isinstance(data.get("experiment_id"), str):
             return UpstreamExperimentConfig(experiment_id=data["experiment_id"])
@@ -413,9 +426,9 @@ def run_record(run_file: Path, context: _RunContext, tier: str, subtest: str) ->
 
 def _pass_threshold(folder: Path) -> float:
     rubric_file = folder / "rubric.yaml"
-    if rubric_file.is_file():
+    if _is_regular(rubric_file):
         try:
-            rubric = yaml.safe_load(rubric_file.read_text(encoding="utf-8"))
+            rubric = yaml.safe_load(_read_bytes(rubric_file).decode("utf-8"))
         except (OSError, yaml.YAMLError, UnicodeDecodeError):
             rubric = None
         grading = rubric.get("grading") if isinstance(rubric, dict) else None

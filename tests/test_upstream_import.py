@@ -180,6 +180,21 @@ def test_a_secret_in_upstream_text_never_reaches_a_record(tmp_path: Path) -> Non
     assert b"the key is" in written
 
 
+def test_symlinks_in_the_upstream_folder_are_not_followed(tmp_path: Path) -> None:
+    source, _ = copy_of_one_run(tmp_path)
+    private = tmp_path / "credentials.json"
+    private.write_text('{"claudeAiOauth": {"accessToken": "private-token-value"}}')
+    for name in ("prompt.md", "T0/00/run_01/judge/judge_01/judgment.json"):
+        (source / name).unlink()
+        (source / name).symlink_to(private)
+    results = tmp_path / "results"
+    imported = import_upstream(source, results)
+    written = b"".join(p.read_bytes() for p in results.rglob("*") if p.is_file())
+    assert b"private-token-value" not in written
+    assert not (results / "test-001" / "experiment" / "prompt.md").exists()
+    assert imported.records[0].judges[0].items == {}  # its judgment was a link: not read
+
+
 def test_our_own_results_are_not_taken_for_upstream(tmp_path: Path) -> None:
     imported = import_upstream(SOURCE, tmp_path / "results")
     assert is_upstream_results(SOURCE)
