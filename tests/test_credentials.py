@@ -12,9 +12,17 @@ import json
 import os
 import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli_judge import ACCESS as SESSION_TOKEN
+from test_cli_judge import (  # the logged-in session helpers
+    SessionResponder,
+    check_logged_in_session,
+    login_credentials,
+    run_session,
+)
 
 from pytest_scylla.credentials import (
     NO_KEY,
@@ -26,6 +34,7 @@ from pytest_scylla.credentials import (
     read_login,
 )
 from pytest_scylla.redact import session_redactor
+from pytest_scylla.testing.fake_api import FakeMessagesAPI
 
 ACCESS = "sk-ant-oat01-ACCESS-token-for-tests-0123456789"
 REFRESH = "sk-ant-ort01-REFRESH-token-for-tests-0123456789"
@@ -217,3 +226,40 @@ def test_the_copy_is_read_only_and_never_written_through_a_link(home: Path, tmp_
     with pytest.raises(OSError):
         login.write_copy(planted)
     assert victim.read_text() == "untouched"
+
+
+# ---------------------------------------------------------------- docker, logged in
+
+
+@pytest.fixture
+def session_api() -> Iterator[tuple[FakeMessagesAPI, SessionResponder]]:
+    responder = SessionResponder()
+    with FakeMessagesAPI(responder, api_key=SESSION_TOKEN) as fake:
+        yield fake, responder
+
+
+def test_a_docker_session_with_only_a_login_mounts_it_read_only(
+    session_api: tuple[FakeMessagesAPI, SessionResponder], tmp_path: Path
+) -> None:
+    """A whole session (the claude-code agent in a container, the CLI judge on the host),
+    helpers shared with test_cli_judge.py; here to keep each file's time short."""
+    from docker_engine import require_docker_engine
+
+    from pytest_scylla.agents.claude_code import bundled_claude
+
+    if bundled_claude() is None:
+        pytest.skip("claude-agent-sdk with its bundled Claude Code CLI is not installed")
+    require_docker_engine(network="host")
+    api, responder = session_api
+    home = tmp_path / "home"
+    login_credentials(tmp_path)
+    (home / ".claude").mkdir(parents=True)
+    (tmp_path / "user-config" / ".credentials.json").rename(home / ".claude" / ".credentials.json")
+    results = tmp_path / "results"
+    # No --docker-credentials: the login is the only credential, so it is mounted.
+    proc = run_session(api, home, results, "--sandbox", "docker", "--docker-network", "host")
+    record = check_logged_in_session(proc, api, responder, results)
+    run_dir = results / "test-001" / "T0" / record["subtest"] / "run-01"
+    diff = (run_dir / "workspace.diff").read_text()
+    assert "+400" in diff  # the container user sees a read-only copy, nothing more
+    assert "accessToken" in (run_dir / "workspace" / "leaked.json").read_text()
