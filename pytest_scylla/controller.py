@@ -107,7 +107,7 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         raise pytest.UsageError(
             "--scylla-status changes nothing: drop --fresh/--scylla-build-image to see a status"
         )
-    from pytest_scylla.option_checks import check_names, timeout_hint
+    from pytest_scylla.option_checks import check_names, timeout_hint, without_plugin_judges
 
     check_names(config, settings)
     hint = timeout_hint(config, settings)
@@ -125,7 +125,7 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         start_session_fake_api(config, settings.fake_api)
     if settings.regenerate:
         return
-    missing = _missing_credentials(settings)
+    missing = _missing_credentials(without_plugin_judges(config, settings))
     if missing is not None:
         raise pytest.UsageError(missing)
     if settings.sandbox == "docker" and not settings.rejudge:  # a rejudge starts no agent

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_scylla.hooks import NameKind
 from pytest_scylla.models import is_priced, short_names
-from pytest_scylla.settings import ScyllaSettings
+from pytest_scylla.settings import NO_JUDGE, ScyllaSettings
 
 # pytest-timeout owns --timeout: given alone it kills a whole item with no run record.
 TIMEOUT_HINT = (
@@ -67,3 +67,13 @@ def timeout_hint(config: pytest.Config, settings: ScyllaSettings) -> str | None:
         return None
     given = config.getoption("timeout", default=None)
     return TIMEOUT_HINT if given not in (None, 0, 0.0) else None
+
+
+def without_plugin_judges(config: pytest.Config, settings: ScyllaSettings) -> ScyllaSettings:
+    """The settings as the credentials check sees them: a judge a plugin lists under a name
+    the price table does not know is the plugin's own, and needs no API key of ours."""
+    listed = set(known_names(config, "judge"))
+    api_judges = [m for m in settings.judge_models if not (m in listed and not is_priced(m))]
+    if api_judges == settings.judge_models:
+        return settings
+    return settings.model_copy(update={"judge_model": NO_JUDGE, "add_judges": api_judges})

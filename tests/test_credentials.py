@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -265,57 +263,3 @@ def test_a_docker_session_with_only_a_login_mounts_it_read_only(
     diff = (run_dir / "workspace.diff").read_text()
     assert "+400" in diff  # the container user sees a read-only copy, nothing more
     assert "accessToken" in (run_dir / "workspace" / "leaked.json").read_text()
-
-
-def test_a_dry_run_can_judge_through_the_cli(tmp_path: Path) -> None:
-    """--scylla-fake-api answers the CLI judge's StructuredOutput requests too."""
-    from test_cli_judge import ROOT
-
-    from pytest_scylla.agents.claude_code import bundled_claude
-
-    if bundled_claude() is None:
-        pytest.skip("claude-agent-sdk with its bundled Claude Code CLI is not installed")
-    environ = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("ANTHROPIC_", "PYTEST_", "CLAUDE_"))
-    }
-    environ["HOME"] = str(tmp_path)
-    results = tmp_path / "results"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "experiments/test-001",
-            "--scylla-fake-api",
-            "experiments/test-001/dry-run.yaml",
-            "--judge-backend",
-            "cli",
-            "--judge-model",
-            "claude-opus-4-6",
-            "--tiers",
-            "T0",
-            "--runs",
-            "1",
-            "--max-subtests",
-            "1",
-            "--results-dir",
-            str(results),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-        ],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
-    [record_file] = results.glob("test-001/T0/*/run-01/run_result.json")
-    record = json.loads(record_file.read_text())
-    [judge] = record["judges"]
-    assert judge["status"] == "ok" and judge["backend"] == "cli"
-    prompt = next(record_file.parent.glob("judges/*/prompt.md")).read_text()
-    assert "(Claude Code CLI)" in prompt and "StructuredOutput" in prompt
