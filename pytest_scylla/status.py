@@ -182,7 +182,29 @@ def render_status(
             f"  {grand.cannot_judge} run(s) cannot be rejudged: agent missing or errored"
             " (a plain resume runs them)"
         )
+    if settings.max_cost is not None:
+        lines.append("  " + _budget_line(statuses, settings.max_cost))
     return lines
+
+
+def _budget_line(statuses: list[ExperimentStatus], max_cost: float) -> str:
+    """What remains, priced at the means on disk, against --max-cost (budget.py)."""
+    expected, unpriced = 0.0, 0
+    for status in statuses:
+        total = status.total()
+        for to_do, mean in (
+            (total.agent_runs, status.spend.mean_agent()),
+            (total.judge_calls, status.spend.mean_judge()),
+        ):
+            if to_do and mean is None:
+                unpriced += to_do
+            expected += (mean or 0.0) * to_do
+    verdict = "within" if expected <= max_cost else "OVER"
+    unknown = f" (+ {unpriced} unpriced run(s)/call(s))" if unpriced else ""
+    return (
+        f"budget: expected cost of what remains ${expected:.4f}{unknown}, {verdict} "
+        f"--max-cost ${max_cost:.4f} (the session stops starting runs once it spent that)"
+    )
 
 
 def _row(label: str, counts: Counts) -> str:
