@@ -34,8 +34,9 @@ def pytest_scylla_experiment_aggregated(config: pytest.Config, result: Experimen
 
 @pytest.hookspec
 def pytest_scylla_judge_request(config: pytest.Config, request: dict[str, Any]) -> None:
-    """Called before every LLM judge request (in the process that judges); may change the
-    Messages API parameters (`model`, `system`, `messages`, `tools`...) in place."""
+    """Called before every request a built-in judge sends to the Messages API (in the
+    process that judges); may change its parameters (`model`, `system`, `messages`,
+    `tools`...) in place. Judges on the Claude Code CLI backend send no such request."""
 
 
 @pytest.hookspec

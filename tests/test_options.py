@@ -218,3 +218,28 @@ def test_each_option_has_its_ini_key_and_validation_in_one_place() -> None:
         ScyllaSettings(runs=0)
     with pytest.raises(ValueError, match="less than or equal to 1"):
         ScyllaSettings(pass_threshold=1.5)
+
+
+def test_a_path_after_tiers_still_loads_its_conftest(pytester: pytest.Pytester, tree: Path) -> None:
+    """The path put back from --tiers reaches pytest's initial conftests too: the agent the
+    experiments' conftest.py adds is known at start-up."""
+    from test_readme_extending import readme_block
+
+    (tree / "experiments" / "conftest.py").write_text(readme_block("hello-agent"))
+    result = pytester.runpytest(
+        "--tiers",
+        "T0",
+        "experiments/test-001",
+        "--agent",
+        "hello-agent",
+        "--judge-model",
+        "none",
+        "--max-subtests",
+        "1",
+        "--runs",
+        "1",
+        "--results-dir",
+        str(tree / "results"),
+        *NO_CACHE,
+    )
+    result.assert_outcomes(passed=1)
