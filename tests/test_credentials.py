@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,3 +265,96 @@ def test_a_docker_session_with_only_a_login_mounts_it_read_only(
     diff = (run_dir / "workspace.diff").read_text()
     assert "+400" in diff  # the container user sees a read-only copy, nothing more
     assert "accessToken" in (run_dir / "workspace" / "leaked.json").read_text()
+
+
+def test_a_dry_run_can_judge_through_the_cli(tmp_path: Path) -> None:
+    """--scylla-fake-api answers the CLI judge's StructuredOutput requests too."""
+    from test_cli_judge import ROOT
+
+    from pytest_scylla.agents.claude_code import bundled_claude
+
+    if bundled_claude() is None:
+        pytest.skip("claude-agent-sdk with its bundled Claude Code CLI is not installed")
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANTHROPIC_", "PYTEST_", "CLAUDE_"))
+    }
+    environ["HOME"] = str(tmp_path)
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "experiments/test-001",
+            "--scylla-fake-api",
+            "experiments/test-001/dry-run.yaml",
+            "--judge-backend",
+            "cli",
+            "--judge-model",
+            "claude-opus-4-6",
+            "--tiers",
+            "T0",
+            "--runs",
+            "1",
+            "--max-subtests",
+            "1",
+            "--results-dir",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    [record_file] = results.glob("test-001/T0/*/run-01/run_result.json")
+    record = json.loads(record_file.read_text())
+    [judge] = record["judges"]
+    assert judge["status"] == "ok" and judge["backend"] == "cli"
+    prompt = next(record_file.parent.glob("judges/*/prompt.md")).read_text()
+    assert "(Claude Code CLI)" in prompt and "StructuredOutput" in prompt
+
+
+# ---------------------------------------------------------------- the agent's copy
+
+
+SNOOPING_CLI = """#!/bin/sh
+stat -c %a "$CLAUDE_CONFIG_DIR/.credentials.json" > "$HOME/seen-mode.txt" 2>&1
+cat "$CLAUDE_CONFIG_DIR/.credentials.json" > "$HOME/seen.json" 2>&1
+echo '{"type":"system","subtype":"init","model":"m","session_id":"s","cwd":"/"}'
+echo '{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done"}'
+"""
+
+
+def test_the_agent_gets_a_read_only_copy_for_its_run_only(home: Path, tmp_path: Path) -> None:
+    """Before issue 13 the run's CLAUDE_CONFIG_DIR was empty: "Not logged in"."""
+    import dataclasses
+
+    from test_agents import _experiment, _request, _sandbox
+
+    from pytest_scylla.agents.claude_code import ClaudeCodeAgent
+
+    write_login(home / ".claude")
+    credentials = claude_code_credentials({})
+    assert credentials is not None and credentials.login is not None
+    cli = tmp_path / "bin" / "claude"
+    cli.parent.mkdir()
+    cli.write_text(SNOOPING_CLI)
+    cli.chmod(0o755)
+    request = dataclasses.replace(
+        _request(tmp_path, _experiment(tmp_path, None, {})), login=credentials.login
+    )
+    record = ClaudeCodeAgent(claude_bin=str(cli)).run(request, _sandbox(request))
+    assert record.finished, record.error_reason
+    run_home = request.dirs.home
+    assert (run_home / "seen-mode.txt").read_text().strip() == "400"
+    assert ACCESS in (run_home / "seen.json").read_text()
+    # Gone when the CLI ended: the after-checks (same sandbox) do not find it.
+    assert not (run_home / ".claude" / ".credentials.json").exists()
+    assert (home / ".claude" / ".credentials.json").is_file()  # the user's own is untouched
