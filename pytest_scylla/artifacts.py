@@ -233,3 +233,22 @@ def _atomic_write_bytes(target: Path, content: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def controller_experiment_file(reported: Path, arguments: list[str]) -> Path:
+    """The controller's own copy of an experiment a worker ran. A worker on another host
+    reports its own path (under its --tx chdir); the controller sent it that experiment
+    from one of its own arguments, so the copy there is the one to snapshot from."""
+    if reported.is_file():
+        return reported
+    folder = reported.parent.name
+    for argument in arguments:
+        given = Path(argument.split("::", 1)[0])
+        for candidate in (given, given / reported.name, given / folder / reported.name):
+            if (
+                candidate.name == reported.name
+                and candidate.parent.name == folder
+                and candidate.is_file()
+            ):
+                return candidate
+    return reported

@@ -100,7 +100,9 @@ class SessionPlan:
         # names its file, and the snapshot is taken from there.
         test_file = getattr(report, EXPERIMENT_FILE_ATTRIBUTE, None)
         if test_file and test_file not in self.snapshots_done:
-            path = Path(test_file)
+            from pytest_scylla.artifacts import controller_experiment_file
+
+            path = controller_experiment_file(Path(test_file), self.config.args)
             try:
                 spec = parse_model(path, ExperimentSpec)
             except Exception:  # the run is recorded either way; only the snapshot is lost

@@ -25,7 +25,12 @@ import pytest
 from test_judging_e2e import FAKE_KEY, OPUS
 from test_judging_e2e import judge_api as judge_api
 
-from pytest_scylla.artifacts import LEFT_OUT_NOTE, pack_run, unpack_run
+from pytest_scylla.artifacts import (
+    LEFT_OUT_NOTE,
+    controller_experiment_file,
+    pack_run,
+    unpack_run,
+)
 from pytest_scylla.testing.fake_api import FakeMessagesAPI
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,3 +233,16 @@ def test_a_hostile_payload_writes_nothing_outside_its_run_folder(tmp_path: Path)
     assert [path.name for path in tmp_path.rglob("*") if path.is_file()] == ["fine.txt"]
     assert not list(outside.iterdir())
     assert unpack_run("not base64 !", target).problems
+
+
+def test_the_controller_snapshots_its_own_copy_of_a_remote_workers_experiment(
+    tmp_path: Path,
+) -> None:
+    mine = tmp_path / "experiments" / "test-001" / "test.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("id: test-001\n")
+    remote = Path("/home/worker/pyexecnetcache/experiments/test-001/test.yaml")
+    for argument in (str(tmp_path / "experiments"), str(mine.parent), f"{mine}::T0"):
+        assert controller_experiment_file(remote, [argument]) == mine
+    assert controller_experiment_file(remote, [str(tmp_path / "elsewhere")]) == remote
+    assert controller_experiment_file(mine, []) == mine
