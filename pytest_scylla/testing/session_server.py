@@ -23,6 +23,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_scylla.judges.cli_judge import STRUCTURED_OUTPUT_TOOL
 from pytest_scylla.judges.prompt import ANSWER_TOOL_NAME
 from pytest_scylla.testing.fake_api import (
     FakeMessagesAPI,
@@ -61,9 +62,12 @@ class DryRunResponder:
         choice = request.body.get("tool_choice") or {}
         if choice.get("type") == "tool" and choice.get("name") == ANSWER_TOOL_NAME:
             return self._judge(request.body)
+        if _tool_names(request.body) == [STRUCTURED_OUTPUT_TOOL]:
+            # The CLI judge backend (--judge-backend cli): the same answer, its tool's name.
+            return self._judge(request.body, tool=STRUCTURED_OUTPUT_TOOL)
         return self.agent(request)
 
-    def _judge(self, body: dict[str, Any]) -> Reply:
+    def _judge(self, body: dict[str, Any], tool: str = ANSWER_TOOL_NAME) -> Reply:
         system = "\n".join(texts(body.get("system")))
         items_section = system.split("# Items to judge", 1)[-1].split("\n# ", 1)[0]
         answers = []
@@ -82,11 +86,15 @@ class DryRunResponder:
         return Reply(
             tool_calls=[
                 ToolCall(
-                    name=ANSWER_TOOL_NAME,
+                    name=tool,
                     input={"items": answers, "overall_reasoning": self.judge_answers.reasoning},
                 )
             ]
         )
+
+
+def _tool_names(body: dict[str, Any]) -> list[str]:
+    return [tool.get("name", "") for tool in body.get("tools") or [] if isinstance(tool, dict)]
 
 
 def load_responder(path: Path) -> DryRunResponder:
