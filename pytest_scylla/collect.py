@@ -53,10 +53,10 @@ class ExperimentFile(pytest.File):
             if wanted is None or tier in wanted:
                 yield TierCollector.from_parent(self, name=tier, experiment=experiment)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SpecError):
             return f"malformed experiment:\n{excinfo.value.render()}"
-        return str(super().repr_failure(excinfo, style))
+        return str(super().repr_failure(excinfo))
 
 
 class TierCollector(pytest.Collector):
@@ -84,10 +84,10 @@ class TierCollector(pytest.Collector):
                     run_number=run_number,
                 )
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SpecError):
             return f"malformed tier {self.name}:\n{excinfo.value.render()}"
-        return str(super().repr_failure(excinfo, style))
+        return str(super().repr_failure(excinfo))
 
 
 class RunItem(pytest.Item):
@@ -132,7 +132,7 @@ class RunItem(pytest.Item):
                 f"score {result.score:.3f} (grade {result.grade}) below pass threshold {result.pass_threshold:.2f}"
             )
 
-    def repr_failure(  # type: ignore[override]
+    def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str | TerminalRepr:
         """One line and where the run's files are; a harness bug's full traceback only with

@@ -370,10 +370,10 @@ class ResultsFolder(pytest.Directory):
                     self, name=tier, experiment=experiment, runs=runs[tier]
                 )
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SpecError):
             return f"malformed experiment:\n{excinfo.value.render()}"
-        return str(super().repr_failure(excinfo, style))
+        return str(super().repr_failure(excinfo))
 
 
 class RecordedTier(pytest.Collector):

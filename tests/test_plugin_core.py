@@ -79,6 +79,8 @@ def test_every_upstream_task_directory_collects_offline(pytester: pytest.Pyteste
     from conftest import UPSTREAM
 
     fixtures = UPSTREAM / "fixtures"
+    if not fixtures.is_dir():  # a clone outside this layout has no ../shared
+        pytest.skip(f"upstream task directories not found at {fixtures}")
     result = pytester.runpytest(str(fixtures), "--collect-only", "-q", "--runs", "1")
     assert "error" not in result.stdout.str().lower().split("collected")[-1]
     collected = {

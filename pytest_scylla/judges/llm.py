@@ -341,8 +341,8 @@ class LlmJudge:
                 tokens=tokens,
                 attempts=attempt,
             )
-        error = f"invalid answer after {self.max_attempts} attempts: {last_problem}"
-        return self._failed(tokens, self.max_attempts, error, log, api_error=False)
+        reason = f"invalid answer after {self.max_attempts} attempts: {last_problem}"
+        return self._failed(tokens, self.max_attempts, reason, log, api_error=False)
 
     @staticmethod
     def _correction(message: Any, calls: list[Any], problem: str) -> list[dict[str, Any]]:

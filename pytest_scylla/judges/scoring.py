@@ -66,8 +66,9 @@ def score_items(
             achieved_total += min(max(item_score.achieved, 0.0), item.points)
             max_total += item.points
         if max_total > 0:
-            category_scores[category.name] = achieved_total / max_total
-            weighted_sum += category.weight * category_scores[category.name]
+            category_score = achieved_total / max_total
+            category_scores[category.name] = category_score
+            weighted_sum += category.weight * category_score
             weight_total += category.weight
         else:
             category_scores[category.name] = None

@@ -123,8 +123,10 @@ class RunExecutor:
         try:
             run_agent_phase(self.services, plan, run_path, record)
         except HARNESS_ERRORS as error:
-            stage = "sandbox" if isinstance(error, SandboxError) else "workspace"
-            record.error = RunError(stage=stage, message=self._one_line(error))
+            record.error = RunError(
+                stage="sandbox" if isinstance(error, SandboxError) else "workspace",
+                message=self._one_line(error),
+            )
             return
         if record.stage != "agent-done":
             reason = record.agent.error_reason if record.agent else None

@@ -139,7 +139,9 @@ def readonly_extras(
     # The program's own folder, and any other program named by absolute path (a wrapper's
     # ``exec "$@"``): a symlink in PATH may point into a folder PATH does not list.
     for candidate in [program, *argv[1:]]:
-        executable = candidate and os.path.isabs(candidate) and os.access(candidate, os.X_OK)
+        if candidate is None:
+            continue
+        executable = os.path.isabs(candidate) and os.access(candidate, os.X_OK)
         if executable and os.path.isfile(candidate):
             wanted.append(os.path.dirname(os.path.realpath(candidate)))
     shown: list[str] = []

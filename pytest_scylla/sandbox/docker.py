@@ -37,7 +37,7 @@ import uuid
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import docker
 import docker.errors
@@ -749,7 +749,7 @@ class DockerSandboxFactory:
         return container
 
     def _create_sized(
-        self, client: docker.DockerClient, s: DockerSettings, options: dict[str, object]
+        self, client: docker.DockerClient, s: DockerSettings, options: dict[str, Any]
     ) -> Container:
         """Create with a "size" storage option when the driver may honour it."""
         if self._storage_size is None:

@@ -55,7 +55,7 @@ def terminal_lines(config: pytest.Config) -> Callable[[str], None]:
     """
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
-        return reporter.write_line  # type: ignore[no-any-return]
+        return reporter.write_line
     from _pytest.config import create_terminal_writer
 
     writer = create_terminal_writer(config, sys.stdout)

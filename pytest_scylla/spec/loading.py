@@ -115,8 +115,12 @@ def symlinks_leaving(
         resolved = os.path.realpath(path)
         shown = os.path.relpath(path, directory)
         parent = os.path.realpath(os.path.dirname(path))
-        in_repository = repository is not None and _within(parent, repository)
-        if in_repository and (os.path.isabs(target) or not _within(resolved, repository)):
+        leaves_repository = (
+            repository is not None
+            and _within(parent, repository)
+            and (os.path.isabs(target) or not _within(resolved, repository))
+        )
+        if leaves_repository:
             problems.append(
                 ("source.path", f"symlink {shown!r} -> {target!r} leaves the shipped repository")
             )

@@ -377,7 +377,7 @@ def sse_events(
     ]
     for index, block in enumerate(blocks):
         if block["type"] == "text":
-            start = {"type": "text", "text": ""}
+            start: dict[str, Any] = {"type": "text", "text": ""}
             deltas = [{"type": "text_delta", "text": c} for c in _chunks(block["text"], 40)]
         else:
             start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
@@ -547,7 +547,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake._record_usage(record.index, model, usage, complete)
             self._send_sse(events if complete else events[:cut_after], complete)
             return
-        message = {
+        reply: dict[str, Any] = {
             "id": msg_id,
             "type": "message",
             "role": "assistant",
@@ -559,13 +559,13 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if cut_after is not None:
             fake._record_usage(record.index, model, usage, complete=False)
-            data = canonical_json(message).encode()
+            data = canonical_json(reply).encode()
             self._send_head(200, "application/json", len(data), {})
             self.wfile.write(data[: len(data) // 2])
             self._cut()
             return
         fake._record_usage(record.index, model, usage, True)
-        self._send_json(200, message)
+        self._send_json(200, reply)
 
     def _send_head(
         self, status: int, ctype: str, length: int | None, extra: dict[str, str]
