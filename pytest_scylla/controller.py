@@ -134,8 +134,9 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         prepare_docker(config, settings)
     if settings.fresh:
         lock = config.pluginmanager.get_plugin(RESULTS_LOCK_PLUGIN)
-        lock.release()  # the lock file is not moved aside with the old results
-        config.pluginmanager.unregister(lock)
+        if lock is not None:
+            lock.release()  # the lock file is not moved aside with the old results
+            config.pluginmanager.unregister(lock)
         _move_aside(settings.results_dir)
         _lock_results(config, settings)
 
