@@ -444,3 +444,62 @@ def test_no_credential_stops_before_the_first_run_with_one_line(tmp_path: Path) 
     assert "agent claude-code" in lines[0] and f"judge {MODEL}" in lines[0]
     assert "claude login" in lines[0]
     assert not list(results.rglob("run_result.json")) and "test.yaml::" not in proc.stdout
+
+
+def test_an_api_judge_record_says_api(tmp_path: Path) -> None:
+    import anthropic
+
+    from pytest_scylla.judges.backoff import SharedBackoff
+    from pytest_scylla.judges.llm import LlmJudge
+
+    reply = Reply(tool_calls=[ToolCall(name="submit_judgment", input=answer(F1=2, Q1=1))])
+    with FakeMessagesAPI([reply], api_key=ACCESS) as fake:
+        judge = LlmJudge(
+            MODEL,
+            client=anthropic.Anthropic(api_key=ACCESS, base_url=fake.base_url),
+            backoff=SharedBackoff(tmp_path / "backoff.json"),
+            cache=None,
+            pricing=PricingTable.load(),
+        )
+        record = judge.judge(make_input(), JUDGED, tmp_path / "out")
+    assert record.status == "ok" and record.backend == "api"
+
+
+def test_a_login_without_a_cli_stops_before_the_first_run(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    login_credentials(tmp_path)
+    (tmp_path / "user-config" / ".credentials.json").rename(home / ".claude" / ".credentials.json")
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("ANTHROPIC_", "PYTEST_", "CLAUDE_"))
+    }
+    environ["HOME"] = str(home)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "experiments/test-001",
+            "--agent",
+            "oracle",
+            "--judge-model",
+            MODEL,
+            "--claude-bin",
+            str(tmp_path / "no-such-claude"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == pytest.ExitCode.USAGE_ERROR, proc.stdout[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if "pytest-scylla:" in line]
+    assert len(lines) == 1 and "judges use the Claude Code CLI" in lines[0], proc.stderr
