@@ -47,9 +47,9 @@ from pytest_scylla.stats import (
     error_sensitivity,
     hodges_lehmann,
     mean_interval,
+    pass_at_k,
     pass_hat_k,
     pass_rate_difference,
-    summarize,
     wilson_interval,
 )
 from pytest_scylla.stats.intervals import flagged
@@ -221,30 +221,41 @@ def _summary(record: RunRecord) -> RunSummary:
     )
 
 
-def _stats(judged: list[RunRecord], cost: CostSummary) -> SummaryStats:
-    stats = summarize(
-        scores=[record.result.score for record in judged if record.result],
-        passed=[record.outcome == "passed" for record in judged],
-        # Filled in below from the runs whose agent reported its cost: unknown is not $0.
-        costs=[0.0] * len(judged),
-        durations=[record.durations.agent_s for record in judged],
-        tokens=[0] * len(judged),
-        seed=SEED,
-    )
+def _stats(
+    judged: list[RunRecord], cost: CostSummary, score_interval: Interval | None
+) -> SummaryStats:
+    """The run-level summary. Its score interval is `score_interval` (the sub-test's bootstrap
+    over runs; None for a tier, whose intervals resample sub-tests): no second bootstrap."""
+    scores = [record.result.score for record in judged if record.result]
+    n, passes = len(scores), sum(record.outcome == "passed" for record in judged)
+    durations = [record.durations.agent_s for record in judged]
     known_costs = [record.total_agent_cost_usd for record in judged if cost_known(record)]
     cost_of_pass = cost.cost_of_pass.estimate if cost.cost_of_pass else None
-    return stats.model_copy(
-        update={
-            # Cost-of-Pass is about the agent setup under test; judging is the measurement's
-            # cost. A run's cost is what all its attempts spent.
-            "mean_cost": cost.mean_cost,
-            "median_cost": statistics.median(known_costs) if known_costs else None,
-            "total_cost": cost.total_cost or 0.0,
-            "cost_of_pass": cost_of_pass,
-            "cost_of_pass_infinite": cost_of_pass is not None and math.isinf(cost_of_pass),
-            "mean_tokens": cost.mean_tokens,
-            "total_tokens": sum(r.total_tokens for r in judged if tokens_known(r)),
-        }
+    return SummaryStats(
+        n=n,
+        passes=passes,
+        pass_rate=passes / n if n else None,
+        pass_rate_ci=wilson_interval(passes, n),
+        mean_score=statistics.fmean(scores) if n else None,
+        mean_score_ci=(score_interval.low, score_interval.high) if score_interval else None,
+        median_score=statistics.median(scores) if n else None,
+        median_score_ci=None,
+        score_std=statistics.stdev(scores) if n >= 2 else None,
+        score_min=min(scores) if n else None,
+        score_max=max(scores) if n else None,
+        pass_at_k={k: pass_at_k(n, passes, k) for k in PASS_AT_K if k <= n},
+        # Cost-of-Pass is about the agent setup under test; judging is the measurement's cost.
+        # A run's cost is what all its attempts spent; unknown costs are left out, not $0.
+        mean_cost=cost.mean_cost,
+        median_cost=statistics.median(known_costs) if known_costs else None,
+        total_cost=cost.total_cost or 0.0,
+        cost_of_pass=cost_of_pass,
+        cost_of_pass_infinite=cost_of_pass is not None and math.isinf(cost_of_pass),
+        mean_tokens=cost.mean_tokens,
+        total_tokens=sum(r.total_tokens for r in judged if tokens_known(r)),
+        mean_duration=statistics.fmean(durations) if durations else None,
+        median_duration=statistics.median(durations) if durations else None,
+        small_sample_intervals=0 < n < 5,
     )
 
 
@@ -318,18 +329,19 @@ def _subtest_result(
 ) -> SubTestResult:
     judged = _judged_runs(runs)
     cost = cost_summary(judged)
-    stats = _stats(judged, cost)
+    scores = [r.result.score for r in judged if r.result]
+    score_interval = mean_interval(scores, resamples=RESAMPLES, seed=SEED) if scores else None
+    stats = _stats(judged, cost, score_interval)
     ranges = [
         r.consensus.score_range for r in runs if r.consensus and r.consensus.score_range is not None
     ]
-    scores = [r.result.score for r in judged if r.result]
     return SubTestResult(
         experiment_id=experiment_id,
         tier=tier,
         subtest=subtest,
         counts=_counts(runs),
         stats=stats,
-        score_interval=mean_interval(scores, resamples=RESAMPLES, seed=SEED) if scores else None,
+        score_interval=score_interval,
         pass_hat_k=pass_hat_ks(stats),
         cost=cost,
         agent_cost_usd=sum(r.total_agent_cost_usd for r in runs if cost_known(r)),
@@ -363,8 +375,8 @@ def _tier_result(
     experiment_id: str, tier: str, subtests: dict[str, SubTestResult], runs: list[RunRecord]
 ) -> TierResult:
     judged = _judged_runs(runs)
-    cost = cost_summary(judged)
-    stats = _stats(judged, cost)
+    cost = cost_summary(judged, [[r for r in judged if r.subtest == sub] for sub in subtests])
+    stats = _stats(judged, cost, None)
     counts = _counts(runs)
     # Clusters: each sub-test's judged runs, in sub-test order.
     passed_by_subtest = [
@@ -476,7 +488,7 @@ def aggregate_experiment(
         models=sorted({r.model for r in counted if r.model}),
         settings=_settings_summary(counted),
         counts=_counts(counted),
-        cost=cost_summary(judged),
+        cost=cost_summary(judged, interval=False),  # Cost-of-Pass is per tier, not pooled
         agent_cost_usd=sum(r.total_agent_cost_usd for r in counted if cost_known(r)),
         judge_cost_usd=sum(r.total_judge_cost_usd for r in counted),
         tiers=tiers,

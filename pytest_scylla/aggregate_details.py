@@ -11,10 +11,13 @@ import math
 import statistics
 from collections.abc import Sequence
 
+import numpy as np
 from pydantic import BaseModel, Field
 
 from pytest_scylla.records import RunRecord, TokenUsage
 from pytest_scylla.stats import Interval, JudgeAgreement, cost_of_pass_interval, krippendorff_alpha
+from pytest_scylla.stats._common import percentile_bounds, resample_counts
+from pytest_scylla.stats.intervals import flagged
 
 #: Seed of every bootstrap and permutation in the aggregates: regenerating gives the same bytes.
 SEED = 0
@@ -57,29 +60,83 @@ class CostSummary(BaseModel):
     mean_cost: float | None = Field(description="over cost_known runs, every attempt's spend")
     total_cost: float | None
     cost_of_pass: Interval | None = Field(
-        description="mean cost / pass rate over the cost_known runs, bootstrap over runs; "
-        "estimate and high may be infinite (nothing passed)"
+        description="mean cost / pass rate over the cost_known runs, bootstrap over whole "
+        "sub-tests (tiers with two or more) or runs (unit says which); estimate and high may be "
+        "infinite (nothing passed); None without a known cost, and at the experiment level"
     )
     tokens_known: int
     mean_tokens: float | None
     mean_tokens_by_kind: dict[str, float] = Field(default_factory=dict)
 
 
-def cost_summary(judged: Sequence[RunRecord], seed: int = SEED) -> CostSummary:
+def cost_of_pass_by_clusters(
+    clusters: Sequence[Sequence[RunRecord]], seed: int = SEED
+) -> Interval | None:
+    """Cost-of-Pass (total cost / passes over the priced runs) with a percentile bootstrap
+    over whole sub-tests, as the tier's other intervals resample; None without a priced run.
+
+    Resampling 10 sub-tests instead of 3,000 runs is also what keeps a 10,000-run regenerate
+    fast: one draw per cluster, not per run.
+    """
+    sums = []
+    for cluster in clusters:
+        priced = [record for record in cluster if cost_known(record)]
+        if priced:
+            sums.append(
+                (
+                    math.fsum(record.total_agent_cost_usd for record in priced),
+                    float(sum(record.outcome == "passed" for record in priced)),
+                )
+            )
+    if not sums:
+        return None
+    table = np.array(sums)
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for counts in resample_counts(rng, len(sums), np.ones(len(sums)), RESAMPLES):
+        cost, passes = (counts @ table).T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            estimates.append(np.where(passes > 0, cost / passes, math.inf))
+    low, high = percentile_bounds(np.concatenate(estimates), 0.95)
+    total_cost, passes = table.sum(axis=0)
+    interval = Interval(
+        estimate=float(total_cost / passes) if passes else math.inf,
+        low=low,
+        high=high,
+        confidence=0.95,
+        method="cluster percentile bootstrap (whole sub-tests, runs kept)",
+        unit="subtest",
+        resamples=RESAMPLES,
+    )
+    return flagged(interval, len(sums))
+
+
+def cost_summary(
+    judged: Sequence[RunRecord],
+    clusters: Sequence[Sequence[RunRecord]] | None = None,
+    *,
+    interval: bool = True,
+    seed: int = SEED,
+) -> CostSummary:
+    """Spend and tokens of the judged runs. Cost-of-Pass: bootstrap over whole sub-tests when
+    `clusters` holds two or more, else over runs; none at all with interval=False."""
     priced = [record for record in judged if cost_known(record)]
     costs = [record.total_agent_cost_usd for record in priced]
     counted = [record for record in judged if tokens_known(record)]
     usages = [run_tokens(record) for record in counted]
+    cost_of_pass = None
+    if costs and interval:
+        if clusters is not None and sum(1 for c in clusters if c) >= 2:
+            cost_of_pass = cost_of_pass_by_clusters(clusters, seed)
+        else:
+            passed = [r.outcome == "passed" for r in priced]
+            cost_of_pass = cost_of_pass_interval(costs, passed, resamples=RESAMPLES, seed=seed)
     return CostSummary(
         runs=len(judged),
         cost_known=len(priced),
         mean_cost=statistics.fmean(costs) if costs else None,
         total_cost=math.fsum(costs) if costs else None,
-        cost_of_pass=cost_of_pass_interval(
-            costs, [r.outcome == "passed" for r in priced], resamples=RESAMPLES, seed=seed
-        )
-        if costs
-        else None,
+        cost_of_pass=cost_of_pass,
         tokens_known=len(counted),
         mean_tokens=statistics.fmean(u.total for u in usages) if usages else None,
         mean_tokens_by_kind={

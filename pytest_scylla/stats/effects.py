@@ -163,14 +163,14 @@ def cliffs_delta_interval(
     weights_a = np.bincount(np.searchsorted(values, xa), minlength=values.size).astype(float)
     weights_b = np.bincount(np.searchsorted(values, xb), minlength=values.size).astype(float)
     rng = np.random.default_rng(seed)
-    estimates = []
-    draws_b = resample_counts(rng, xb.size, weights_b, resamples)
-    for counts_a in resample_counts(rng, xa.size, weights_a, resamples):
-        counts_b = next(draws_b)
-        below = np.cumsum(counts_b, axis=1) - counts_b  # b values smaller than each value
-        above = xb.size - below - counts_b
-        estimates.append((counts_a * (below - above)).sum(axis=1) / (xa.size * xb.size))
-    low, high = percentile_bounds(np.concatenate(estimates), confidence)
+    # The two groups' blocks differ in rows when their sizes differ (resample_counts sizes a
+    # block by the group): all counts are drawn first (resamples x distinct values, small).
+    counts_a = np.concatenate(list(resample_counts(rng, xa.size, weights_a, resamples)))
+    counts_b = np.concatenate(list(resample_counts(rng, xb.size, weights_b, resamples)))
+    below_b = np.cumsum(counts_b, axis=1) - counts_b  # b values smaller than each value
+    above_b = xb.size - below_b - counts_b
+    estimates = (counts_a * (below_b - above_b)).sum(axis=1) / (xa.size * xb.size)
+    low, high = percentile_bounds(estimates, confidence)
     below = np.cumsum(weights_b) - weights_b
     estimate = float((weights_a * (below - (xb.size - below - weights_b))).sum()) / (
         xa.size * xb.size
