@@ -10,6 +10,19 @@ in a subprocess whose collection matches the records exactly. A FakeMessagesAPI 
 ANTHROPIC_BASE_URL for that subprocess: it must see no request.
 
     python benchmarks/bench_regenerate.py [--runs 50] [--repeat 3] [--json out.json]
+
+With `--tree` it is the issue-12 acceptance benchmark instead: a results tree of several
+experiments (benchmarks/synthetic_results.py: 5 copies of test-001, 20 sub-tests x 100 runs
+each = 10,000 records, panels of 1 to 3 judges, timeouts and errors) regenerated as a whole,
+
+    pytest RESULTS --scylla-regenerate
+
+writing every aggregate, both reports, the five CSVs per experiment and the summary across
+experiments, with 10,000 bootstrap and permutation resamples. It reports wall time, the peak
+resident memory of the pytest process and the load average (the machine is shared). Target:
+at most 10 s and 1 GB.
+
+    python benchmarks/bench_regenerate.py --tree [--experiments 5] [--runs 100] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,123 +40,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_scylla.judges.checks import command_item_scores
-from pytest_scylla.judges.consensus import build_consensus
-from pytest_scylla.pricing import PricingTable
-from pytest_scylla.records import (
-    RUN_RECORD_FILE,
-    AgentRecord,
-    CheckResult,
-    ChecksRecord,
-    ItemJudgment,
-    JudgeRecord,
-    RunRecord,
-    StageDurations,
-    TokenUsage,
-    WorkspaceRecord,
-    atomic_write_text,
-    dump_record,
-)
-from pytest_scylla.spec.load_experiment import Experiment, load_experiment
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic_results import PANEL, TEST_FILE, synthetic_record, write_results_tree
+
+from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text, dump_record
+from pytest_scylla.report.csv import CSV_FILES
+from pytest_scylla.spec.load_experiment import load_experiment
 from pytest_scylla.testing.fake_api import FakeMessagesAPI, RecordedRequest, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_FILE = ROOT / "experiments" / "test-001" / "test.yaml"
-PANEL = ["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"]
 FAKE_KEY = "sk-ant-bench-not-a-secret"
-SCALED_VALUES = [0.0, 0.25, 0.5, 0.75, 1.0]
-
-
-def check(name: str, command: str, exit_code: int) -> CheckResult:
-    return CheckResult(
-        name=name,
-        command=command,
-        exit_code=exit_code,
-        duration_s=0.02,
-        output_tail="" if exit_code == 0 else "python3: can't open file 'hello.py'",
-    )
-
-
-def synthetic_record(
-    experiment: Experiment, tier: str, subtest: str, run: int, rng: random.Random
-) -> RunRecord:
-    rubric = experiment.normalized_rubric
-    pricing = PricingTable.load()
-    # Mostly a correct hello.py; now and then a command item fails (a longer file, say).
-    failing = {"Q2"} if rng.random() < 0.15 else set()
-    if rng.random() < 0.05:
-        failing |= {"F2", "F4"}
-    commands = {
-        item.id: check(item.id, item.command, 1 if item.id in failing else 0)
-        for item in rubric.items()
-        if item.command is not None
-    }
-    checks = ChecksRecord(
-        baseline=[check(c.name, c.command, 2) for c in experiment.spec.checks],
-        after=[check(c.name, c.command, 0) for c in experiment.spec.checks],
-        rubric_commands=commands,
-    )
-    judged = [item for item in rubric.items() if item.command is None]
-    judges = []
-    for model in PANEL:
-        tokens = TokenUsage(
-            input_tokens=rng.randint(200, 300),
-            output_tokens=rng.randint(30, 80),
-            cache_creation_input_tokens=0 if run > 1 else 1800,
-            cache_read_input_tokens=1800 if run > 1 else 0,
-        )
-        judges.append(
-            JudgeRecord(
-                model=model,
-                status="ok",
-                items={
-                    item.id: ItemJudgment(
-                        achieved=rng.choice(SCALED_VALUES) * item.points,
-                        reason="synthetic judgment",
-                    )
-                    for item in judged
-                },
-                overall_reasoning="synthetic run for the regenerate benchmark",
-                tokens=tokens,
-                cost_usd=pricing.cost(model, tokens),
-                latency_s=round(rng.uniform(2, 9), 3),
-                attempts=1,
-                prompt_sha256=hashlib.sha256(
-                    f"{tier}/{subtest}/{run}/{model}".encode()
-                ).hexdigest(),
-            )
-        )
-    result, consensus = build_consensus(
-        rubric,
-        command_item_scores(rubric, commands),
-        judges,
-        pass_threshold=experiment.pass_threshold(None),
-        grade_scale=experiment.rubric.grading.grade_scale or None,
-    )
-    started = f"2026-01-01T{run % 24:02d}:{run % 60:02d}:00+00:00"
-    return RunRecord(
-        experiment_id=experiment.id,
-        tier=tier,
-        subtest=subtest,
-        run=run,
-        node_id=f"experiments/test-001/test.yaml::{tier}::{subtest}[run-{run:02d}]",
-        agent_name="oracle",
-        judge_mode="llm",
-        judge_models=PANEL,
-        outcome="passed" if result.passed else "failed",
-        agent=AgentRecord(agent="oracle", exit_code=0, duration_s=0.01),
-        checks=checks,
-        workspace=WorkspaceRecord(
-            files=["README.md", "hello.py"], files_changed=1, insertions=1, deletions=0
-        ),
-        judges=judges,
-        consensus=consensus,
-        result=result,
-        fixture_sha256=experiment.fixture_hash,
-        durations=StageDurations(workspace_s=0.03, agent_s=0.01, checks_s=0.5, judge_s=6.0),
-        started_at=started,
-        finished_at=started,
-    )
+__all__ = ["PANEL", "TEST_FILE", "never_called", "synthetic_record"]  # bench_status uses them
 
 
 def write_records(results: Path, runs: int, seed: int = 1) -> int:
@@ -203,12 +111,90 @@ def regenerate(results: Path, runs: int, base_url: str) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
+def timed_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS in bytes, exit status, stdout) of one child process."""
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        elapsed = time.perf_counter() - started
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    return elapsed, usage.ru_maxrss * 1024, child.returncode, text
+
+
+def tree_benchmark(args: argparse.Namespace) -> dict[str, object]:
+    with tempfile.TemporaryDirectory(prefix="scylla-bench-tree-") as tmp:
+        results = Path(tmp) / "results"
+        started = time.perf_counter()
+        records = write_results_tree(
+            results, Path(tmp) / "experiments", args.experiments, args.runs
+        )
+        print(f"wrote {records} run records in {time.perf_counter() - started:.1f} s")
+        argv = [sys.executable, "-m", "pytest", str(results), "--scylla-regenerate"]
+        argv += ["-p", "no:cacheprovider", "-q"]
+        figures: dict[str, object] = {"records": records, "experiments": args.experiments}
+        times, peaks, loads = [], [], []
+        with FakeMessagesAPI(never_called) as api:
+            env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": FAKE_KEY}
+            for attempt in range(1, args.repeat + 1):
+                loads.append(os.getloadavg()[0])
+                elapsed, peak, status, output = timed_child(argv, env)
+                if status not in (0, 1):  # 1: some runs failed or errored, as synthesized
+                    raise SystemExit(f"regenerate failed ({status}):\n{output[-3000:]}")
+                times.append(elapsed)
+                peaks.append(peak)
+                summary = output.strip().splitlines()[-1]
+                print(
+                    f"regenerate #{attempt}: {elapsed:.2f} s wall, peak RSS {peak / 2**20:.0f} MiB,"
+                    f" load average {loads[-1]:.2f}  ({summary})"
+                )
+            requests = len(api.requests)
+        names = ("report.md", "report.html", *CSV_FILES)
+        missing = [
+            f"{folder.name}/{name}"
+            for folder in results.iterdir()
+            if folder.is_dir() and not folder.name.startswith(".")
+            for name in names
+            if not (folder / name).is_file()
+        ]
+        missing += [
+            name for name in ("summary.md", "summary.json") if not (results / name).is_file()
+        ]
+        figures.update(
+            regenerate_wall_s=[round(t, 3) for t in times],
+            regenerate_median_s=round(statistics.median(times), 3),
+            peak_rss_mib=[round(p / 2**20) for p in peaks],
+            load_average_1min=[round(load, 2) for load in loads],
+            cpus=os.cpu_count(),
+            requests=requests,
+            missing_files=missing,
+        )
+        print(
+            f"median {statistics.median(times):.2f} s wall, peak RSS {max(peaks) / 2**20:.0f} MiB"
+            f" (targets 10 s, 1024 MiB); requests {requests}; missing files {missing or 'none'}"
+        )
+        if requests or missing:
+            raise SystemExit("regenerate asked the API or left files out")
+        return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50, help="runs per sub-test (20 sub-tests)")
     parser.add_argument("--repeat", type=int, default=3, help="regenerate sessions to time")
     parser.add_argument("--json", type=Path, help="write the figures to this file")
+    parser.add_argument("--tree", action="store_true", help="the 10,000-run acceptance tree")
+    parser.add_argument("--experiments", type=int, default=5, help="with --tree")
     args = parser.parse_args()
+    if args.tree:
+        if args.runs == 50:
+            args.runs = 100  # 5 experiments x 20 sub-tests x 100 runs = 10,000
+        figures = tree_benchmark(args)
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+        return
 
     with tempfile.TemporaryDirectory(prefix="scylla-bench-regen-") as tmp:
         results = Path(tmp) / "results"
