@@ -225,7 +225,8 @@ def _keep_max_subtests(config: pytest.Config, items: list[pytest.Item]) -> None:
     if limit is None:
         return
     kept_subtests: dict[tuple[str, str], list[str]] = {}
-    selected, deselected = [], []
+    selected: list[pytest.Item] = []
+    deselected: list[pytest.Item] = []
     for item in items:
         if not isinstance(item, RunItem):
             selected.append(item)
@@ -303,4 +304,4 @@ def pytest_handlecrashitem(crashitem: str, report: pytest.TestReport, sched: Any
     except NotImplementedError:  # schedulers such as loadscope cannot reschedule
         return
     _CRASH_RESCHEDULED.add(crashitem)
-    report.outcome = "rerun"
+    report.outcome = "rerun"  # type: ignore[assignment]  # xdist's word for "scheduled again"

@@ -304,8 +304,8 @@ class CliJudge:
                 cost_usd=self._cost(tokens, cli_cost),
                 attempts=attempt,
             )
-        error = f"invalid answer after {self.max_attempts} attempts: {problem}"
-        return self._failed(tokens, self.max_attempts, error, log, cli_cost=cli_cost)
+        reason = f"invalid answer after {self.max_attempts} attempts: {problem}"
+        return self._failed(tokens, self.max_attempts, reason, log, cli_cost=cli_cost)
 
     def _cost(self, tokens: TokenUsage, cli_cost: float) -> float:
         """The price table's, as for the API judge; the CLI's own list price for a model

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 STATE_DIR = ".scylla"
 
 
-def judge_credentials(environ: Mapping[str, str]) -> dict[str, str]:
+def judge_credentials(environ: Mapping[str, str]) -> dict[str, Any]:
     """The one credential the API judges' client gets: `{"api_key": ...}` or
     `{"auth_token": ...}` (credentials.api_credentials), `{}` when there is none.
 

@@ -373,7 +373,7 @@ def comparison_table(report: ReportInput) -> Table:
         "Notes",
     ]
     result = report.result
-    rows = []
+    rows: list[list[str]] = []
     if result.tier_tests is None:
         return Table(headers, rows)
     effects = {(e.group_a, e.group_b): e for e in result.effects}
