@@ -81,7 +81,11 @@ def _rect(x: float, y: float, width: float, height: float, fill: str, tip: str =
 
 
 def _tick_label(value: float, top: float) -> str:
-    return f"{value:.2f}" if top <= 1.0 else f"{value:.3g}"
+    if top <= 1.0:
+        return f"{value:.2f}"
+    if top >= 10_000:
+        return f"{value / 1000:.0f}k"  # narrow enough to stay clear of the axis label
+    return f"{value:.3g}"
 
 
 def _axes(frame: _Frame, title: str, y_label: str, labels: Sequence[str]) -> list[str]:
@@ -141,7 +145,8 @@ def pass_rate_chart(result: ExperimentResult) -> str:
         body.append(_rect(centre - half_bar, top, 2 * half_bar, frame.y(0) - top, _BAR, tip))
         body += _whisker(frame, centre, interval.low, interval.high, half_bar / 3)
         label = f"{interval.estimate * 100:.0f}%" + (" †" if interval.small_sample else "")
-        body.append(_text(centre, frame.y(interval.high) - 5, label, size=10))
+        # Kept below the title when the interval reaches the top.
+        body.append(_text(centre, max(frame.y(interval.high) - 5, _TOP + 8), label, size=10))
     return _svg(title, body)
 
 
