@@ -60,7 +60,7 @@ def test_markdown_names_what_was_measured_and_how(report: ReportInput) -> None:
     text = render_markdown(report)
     assert text.startswith("# Experiment report: ")
     assert "- Agent: claude-code (model: claude-sonnet-4-6)" in text
-    assert "- Judging: llm; judge models: judge-a, judge-b" in text
+    assert "- Judged by: llm; judge models: judge-a, judge-b" in text
     assert "- Pass threshold: 0.6 (rubric)" in text
     assert "- Versions: pytest-scylla 0.1.0; agent CLI 2.1.0" in text
     assert "- Statistics: seed 0, 10,000 bootstrap and permutation resamples" in text
@@ -231,7 +231,7 @@ def test_html_parses_and_has_plots_and_tables(report: ReportInput) -> None:
     # tiers, one sub-test table per tier, comparisons, criteria, judges, tokens
     assert parsed.tags.count("table") == 1 + 4 + 1 + 1 + 1 + 1
     text = "".join(parsed.text)
-    assert "Judging: llm; judge models: judge-a, judge-b" in text
+    assert "Judged by: llm; judge models: judge-a, judge-b" in text
     assert "∞ (no passes)" in text
     assert "T2 vs T1 (previous)" in text and "too few runs to mean anything" in text
     for title in ("Pass rate per tier", "Pareto frontier", "Cost-of-Pass per tier", "Criteria"):

@@ -180,7 +180,7 @@ def header_lines(report: ReportInput) -> list[tuple[str, str]]:
     lines = [
         ("Experiment", result.experiment_id),
         ("Agent", f"{_list(settings.agents)} (model: {models})"),
-        ("Judging", f"{judge_mode_text(result)}; judge models: {panels}"),
+        ("Judged by", f"{judge_mode_text(result)}; judge models: {panels}"),
         ("Pass threshold", _list(settings.pass_thresholds)),
         ("Sandbox", _list(settings.sandboxes)),
         (
