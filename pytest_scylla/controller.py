@@ -107,12 +107,16 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         raise pytest.UsageError(
             "--scylla-status changes nothing: drop --fresh/--scylla-build-image to see a status"
         )
-    from pytest_scylla.option_checks import check_names, timeout_hint, without_plugin_judges
+    from pytest_scylla.option_checks import (
+        TimeoutHint,
+        check_names,
+        timeout_hint,
+        without_plugin_judges,
+    )
 
     check_names(config, settings)
-    hint = timeout_hint(config, settings)
-    if hint and _targets_experiments(config):
-        config.issue_config_time_warning(pytest.PytestConfigWarning(hint), stacklevel=2)
+    if timeout_hint(config, settings) and _targets_experiments(config):
+        config.pluginmanager.register(TimeoutHint(), "scylla-timeout-hint")
     recovering = settings.regenerate or settings.rejudge or settings.status
     if config.option.collectonly or settings.status:
         return  # a status needs no agent, no judge, no network and no credentials

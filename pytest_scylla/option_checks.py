@@ -61,6 +61,16 @@ def check_names(config: pytest.Config, settings: ScyllaSettings) -> None:
         raise pytest.UsageError("pytest-scylla: " + "; ".join(problems))
 
 
+class TimeoutHint:
+    """Prints TIMEOUT_HINT once, as the session starts: a line the user sees before the runs
+    (a warning would come only in the summary, after pytest-timeout had killed items)."""
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(TIMEOUT_HINT, yellow=True)
+
+
 def timeout_hint(config: pytest.Config, settings: ScyllaSettings) -> str | None:
     """The hint for `--timeout` given without `--run-timeout`, else None."""
     if settings.run_timeout is not None:
