@@ -246,3 +246,26 @@ def test_the_controller_snapshots_its_own_copy_of_a_remote_workers_experiment(
         assert controller_experiment_file(remote, [argument]) == mine
     assert controller_experiment_file(remote, [str(tmp_path / "elsewhere")]) == remote
     assert controller_experiment_file(mine, []) == mine
+
+
+def test_budget_stops_workers_that_cannot_see_the_stop_file(
+    pytester: pytest.Pytester, project: Path, tmp_path: Path
+) -> None:
+    """popen//chdir workers with a relative --results-dir write to their own folder, as on
+    another host: the stop file is not theirs to read, so the controller stops the session."""
+    workers = tmp_path / "worker"
+    workers.mkdir()
+    args = remote_args(project, f"2*popen//chdir={workers}")
+    args[args.index("1")] = "10"  # --runs 10: 20 runs, far more than two workers hold
+    result = pytester.runpytest_subprocess(*args, "--judge-model", "none", "--max-cost", "0")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    outcomes = result.parseoutcomes()
+    assert 1 <= outcomes["passed"] < 20 and "skipped" not in outcomes, outcomes
+    result.stdout.fnmatch_lines(
+        [
+            "*budget stop: spent $0.0000 of --max-cost $0.0000",
+            "*not run (budget): the runs no worker had started (a worker could not see*",
+        ]
+    )
+    # What ran came home and is aggregated.
+    assert (project / "results" / "test-001" / "result.json").is_file()
