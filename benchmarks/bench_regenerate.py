@@ -111,8 +111,8 @@ def regenerate(results: Path, runs: int, base_url: str) -> tuple[float, str]:
     return elapsed, done.stdout
 
 
-def timed_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(wall seconds, peak RSS in bytes, exit status, stdout) of one child process."""
+def timed_child(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, int, str]:
+    """(wall seconds, CPU seconds, peak RSS in bytes, exit status, stdout) of one child."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -121,7 +121,37 @@ def timed_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, 
         elapsed = time.perf_counter() - started
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-    return elapsed, usage.ru_maxrss * 1024, child.returncode, text
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, cpu, usage.ru_maxrss * 1024, child.returncode, text
+
+
+def aggregates_in_process(results: Path) -> dict[str, float]:
+    """CPU seconds of what the controller does after the runs, split: reading the records,
+    aggregating (statistics) and rendering reports and CSVs; the rest of a regenerate is the
+    per-run path (one pytest item per run)."""
+    from pytest_scylla.aggregate import aggregate_experiment
+    from pytest_scylla.report.files import experiment_files
+    from pytest_scylla.report.summary import summary_files
+    from pytest_scylla.results_layout import load_experiment_records
+
+    spent = {"load_cpu_s": 0.0, "aggregate_cpu_s": 0.0, "reports_cpu_s": 0.0}
+    aggregated = {}
+    for folder in sorted(p for p in results.iterdir() if p.is_dir() and p.name[0] != "."):
+        started = time.process_time()
+        loaded = load_experiment_records(folder)
+        loaded_at = time.process_time()
+        result = aggregate_experiment(folder.name, loaded.records, loaded.damaged)
+        aggregated_at = time.process_time()
+        experiment_files(result, loaded.records)
+        spent["load_cpu_s"] += loaded_at - started
+        spent["aggregate_cpu_s"] += aggregated_at - loaded_at
+        spent["reports_cpu_s"] += time.process_time() - aggregated_at
+        aggregated[folder.name] = result
+    started = time.process_time()
+    summary_files(aggregated)
+    spent["reports_cpu_s"] += time.process_time() - started
+    print("in process: " + ", ".join(f"{name} {value:.2f}" for name, value in spent.items()))
+    return {name: round(value, 2) for name, value in spent.items()}
 
 
 def tree_benchmark(args: argparse.Namespace) -> dict[str, object]:
@@ -135,19 +165,21 @@ def tree_benchmark(args: argparse.Namespace) -> dict[str, object]:
         argv = [sys.executable, "-m", "pytest", str(results), "--scylla-regenerate"]
         argv += ["-p", "no:cacheprovider", "-q"]
         figures: dict[str, object] = {"records": records, "experiments": args.experiments}
-        times, peaks, loads = [], [], []
+        times, cpus, peaks, loads = [], [], [], []
         with FakeMessagesAPI(never_called) as api:
             env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": FAKE_KEY}
             for attempt in range(1, args.repeat + 1):
                 loads.append(os.getloadavg()[0])
-                elapsed, peak, status, output = timed_child(argv, env)
+                elapsed, cpu, peak, status, output = timed_child(argv, env)
                 if status not in (0, 1):  # 1: some runs failed or errored, as synthesized
                     raise SystemExit(f"regenerate failed ({status}):\n{output[-3000:]}")
                 times.append(elapsed)
+                cpus.append(cpu)
                 peaks.append(peak)
                 summary = output.strip().splitlines()[-1]
                 print(
-                    f"regenerate #{attempt}: {elapsed:.2f} s wall, peak RSS {peak / 2**20:.0f} MiB,"
+                    f"regenerate #{attempt}: {elapsed:.2f} s wall, {cpu:.1f} s CPU, peak RSS "
+                    f"{peak / 2**20:.0f} MiB,"
                     f" load average {loads[-1]:.2f}  ({summary})"
                 )
             requests = len(api.requests)
@@ -162,9 +194,11 @@ def tree_benchmark(args: argparse.Namespace) -> dict[str, object]:
         missing += [
             name for name in ("summary.md", "summary.json") if not (results / name).is_file()
         ]
+        figures.update(aggregates_in_process(results))
         figures.update(
             regenerate_wall_s=[round(t, 3) for t in times],
             regenerate_median_s=round(statistics.median(times), 3),
+            regenerate_cpu_s=[round(c, 2) for c in cpus],
             peak_rss_mib=[round(p / 2**20) for p in peaks],
             load_average_1min=[round(load, 2) for load in loads],
             cpus=os.cpu_count(),
