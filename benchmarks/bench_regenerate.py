@@ -191,9 +191,8 @@ def tree_benchmark(args: argparse.Namespace) -> dict[str, object]:
             for name in names
             if not (folder / name).is_file()
         ]
-        missing += [
-            name for name in ("summary.md", "summary.json") if not (results / name).is_file()
-        ]
+        if args.experiments > 1:  # the summary compares experiments: none for one
+            missing += [n for n in ("summary.md", "summary.json") if not (results / n).is_file()]
         figures.update(aggregates_in_process(results))
         figures.update(
             regenerate_wall_s=[round(t, 3) for t in times],
