@@ -349,3 +349,12 @@ def test_counts_attempts_and_records_not_counted_in_both_reports() -> None:
     html = render_html(report_input(result))
     assert '<td class="num">1 / 1 / 1 / 1</td>' in html
     assert "<h2>Not counted</h2>" in html and "<script>alert" not in html
+
+
+def test_aggregate_round_trips_through_result_json(result: ExperimentResult) -> None:
+    # A later session may rebuild reports from result.json alone: infinite Cost-of-Pass and
+    # unbounded intervals must come back as they were, and render the same bytes.
+    text = result.model_dump_json(indent=2)
+    again = ExperimentResult.model_validate_json(text)
+    assert again == result and again.model_dump_json(indent=2) == text
+    assert render_html(report_input(again)) == render_html(report_input(result))
