@@ -140,6 +140,7 @@ def test_command_agent_runs_template(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (request.agent_dir / STDERR_FILE).read_text() == "err\n"
 
 
+@pytest.mark.slow
 def test_command_agent_failure_and_timeout(tmp_path: Path) -> None:
     experiment = _experiment(tmp_path, None, {})
     request = _request(tmp_path, experiment, timeout_s=1)

@@ -137,6 +137,7 @@ def config_attacks(
     return markers, results, output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", sorted(GIT_CONFIG_ATTACKS))
 def test_a_command_in_the_workspace_git_config_never_runs_on_the_host(
     config_attacks: ConfigAttacks, attack: str
@@ -154,6 +155,7 @@ def _index_digest(repository: Path) -> str:
     return hashlib.sha256((repository / ".git" / "index").read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 def test_a_gitdir_file_never_sends_the_harness_into_a_host_repository(
     tmp_path: Path, sandbox: str

@@ -45,6 +45,7 @@ for line in subprocess.check_output(["git", "ls-tree", "-r", "HEAD"]).decode().s
 '"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("poison", "sandbox"),
     # The container's user writes through the inodes it was lent: garbage shows it; the valid
@@ -99,6 +100,7 @@ def messy_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return run_dir
 
 
+@pytest.mark.slow
 def test_a_200_mb_file_is_listed_as_cut_not_put_in_the_diff(messy_run: Path) -> None:
     diff = messy_run / "workspace.diff"
     assert diff.stat().st_size < 64 * 1024
@@ -113,6 +115,7 @@ def test_a_200_mb_file_is_listed_as_cut_not_put_in_the_diff(messy_run: Path) -> 
     assert record["workspace"]["cut"] == ["big.bin (209715200 bytes)"]
 
 
+@pytest.mark.slow
 def test_a_kept_workspace_is_redacted_and_keeps_links_as_links(messy_run: Path) -> None:
     kept = messy_run / "workspace"
     environment = (kept / "env.txt").read_text()
@@ -149,6 +152,7 @@ def test_a_fixture_symlink_leading_out_is_a_collection_error(
     result.stdout.fnmatch_lines([f"*test.yaml: *symlink '{link}' -> '{target}' leaves {where}*"])
 
 
+@pytest.mark.slow
 def test_links_outside_the_fixture_material_do_not_stop_collection(
     pytester: pytest.Pytester,
 ) -> None:

@@ -208,6 +208,7 @@ def _second_worker(state_file: str, sent_at, failed) -> None:  # type: ignore[no
     backoff.run(lambda: setattr(sent_at, "value", time.time()), classify)
 
 
+@pytest.mark.slow
 def test_second_process_waits_for_first_ones_retry_after(tmp_path: Path) -> None:
     context = multiprocessing.get_context("fork")
     failed_at = context.Value("d", 0.0)

@@ -96,6 +96,7 @@ def test_negative_points(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.slow
 def test_duplicate_item_ids(pytester: pytest.Pytester) -> None:
     rubric = """\
         categories:
@@ -127,6 +128,7 @@ def test_requirements_weights_must_be_positive(pytester: pytest.Pytester) -> Non
     )
 
 
+@pytest.mark.slow
 def test_parent_directory_escape(pytester: pytest.Pytester) -> None:
     experiment = write_experiment(
         pytester.path, test_yaml={"task": {"prompt_file": "../secret.md"}}
@@ -137,6 +139,7 @@ def test_parent_directory_escape(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.slow
 def test_absolute_path(pytester: pytest.Pytester) -> None:
     experiment = write_experiment(
         pytester.path, test_yaml={"validation": {"rubric_file": "/etc/passwd"}}
@@ -146,6 +149,7 @@ def test_absolute_path(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.slow
 def test_symlink_out_of_the_experiment(pytester: pytest.Pytester) -> None:
     outside = pytester.path / "outside.md"
     outside.write_text("criteria from elsewhere")
@@ -159,6 +163,7 @@ def test_symlink_out_of_the_experiment(pytester: pytest.Pytester) -> None:
     )
 
 
+@pytest.mark.slow
 def test_source_path_symlink_out(pytester: pytest.Pytester) -> None:
     experiment = write_experiment(pytester.path, test_yaml={"source": {"path": "linked"}})
     os.symlink(pytester.path, experiment / "linked")
@@ -177,6 +182,7 @@ def test_unknown_field_in_subtest_names_it(pytester: pytest.Pytester) -> None:
     assert "09-bad.yaml: resources.claude_md.blokcs: unknown field" in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_other_experiments_still_run(pytester: pytest.Pytester) -> None:
     good = write_experiment(pytester.path, "good")
     bad = write_experiment(pytester.path, "bad", test_yaml={"tiers": ["T9"]})

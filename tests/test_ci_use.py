@@ -49,6 +49,7 @@ def records(results: Path) -> dict[str, dict]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("agent", "outcome"), [("oracle", "passed"), ("nop", "failed")])
 def test_junit_xml_has_each_runs_outcome_score_grade_cost_and_tokens(
     pytester: pytest.Pytester, agent: str, outcome: str
@@ -99,6 +100,7 @@ def test_junit_properties_say_n_a_for_what_an_errored_run_lacks() -> None:
     assert properties["scylla_error_stage"] == "sandbox"
 
 
+@pytest.mark.slow
 def test_step_summary_is_appended_redacted_and_never_overwritten(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +138,7 @@ def test_step_summary_needs_the_variable_and_something_to_say(tmp_path: Path) ->
     assert SECRET not in target.read_text() and target.read_text().endswith("\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("policy", "status"), [(None, 1), ("failed", 1), ("error", 0), ("never", 0)]
 )
@@ -151,6 +154,7 @@ def test_low_scores_go_red_only_under_failed_or_pytests_own_rule(
     assert result.ret == status
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("policy", "status"), [("error", 1), ("never", 0), ("failed", 1)])
 def test_a_harness_error_goes_red_unless_never(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, policy: str, status: int
@@ -172,6 +176,7 @@ def test_a_harness_error_goes_red_unless_never(
     assert result.ret == status
 
 
+@pytest.mark.slow
 def test_a_malformed_experiment_is_an_error_for_the_policy(pytester: pytest.Pytester) -> None:
     good = write_experiment(pytester.path, "exp-good")
     write_experiment(pytester.path, "exp-bad", test_yaml={"tiers": ["T9"]})

@@ -150,6 +150,7 @@ def system_text(request: RecordedRequest) -> str:
     return "\n".join(block.get("text", "") for block in request.body.get("system") or [])
 
 
+@pytest.mark.slow
 def test_a_login_judges_through_structured_output(
     api: FakeMessagesAPI, tmp_path: Path, scratch: Path
 ) -> None:
@@ -182,6 +183,7 @@ def test_a_login_judges_through_structured_output(
     assert list(scratch.iterdir()) == []  # the private home and its login copy are gone
 
 
+@pytest.mark.slow
 def test_an_oauth_token_judges_too(api: FakeMessagesAPI, tmp_path: Path, scratch: Path) -> None:
     api.set_replies([structured(answer(F1=0, Q1=1))])
     credentials = claude_code_credentials({"CLAUDE_CODE_OAUTH_TOKEN": ACCESS})
@@ -193,6 +195,7 @@ def test_an_oauth_token_judges_too(api: FakeMessagesAPI, tmp_path: Path, scratch
     assert ACCESS not in every_file_text(tmp_path / "out")
 
 
+@pytest.mark.slow
 def test_the_cli_checks_the_schema_and_we_check_the_rubric(
     api: FakeMessagesAPI, tmp_path: Path, scratch: Path
 ) -> None:
@@ -219,6 +222,7 @@ def test_the_cli_checks_the_schema_and_we_check_the_rubric(
     ]
 
 
+@pytest.mark.slow
 def test_an_api_error_is_a_failed_record(
     api: FakeMessagesAPI, tmp_path: Path, scratch: Path
 ) -> None:
@@ -231,6 +235,7 @@ def test_an_api_error_is_a_failed_record(
     assert list(scratch.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_hanging_api_times_out_and_the_cli_is_killed(
     api: FakeMessagesAPI, tmp_path: Path, scratch: Path
 ) -> None:
@@ -374,6 +379,7 @@ def check_logged_in_session(
     return record
 
 
+@pytest.mark.slow
 def test_a_session_with_only_a_login_runs_and_judges(
     session_api: tuple[FakeMessagesAPI, SessionResponder], tmp_path: Path
 ) -> None:
@@ -392,6 +398,7 @@ def test_a_session_with_only_a_login_runs_and_judges(
     assert "accessToken" in (run_dir / "workspace" / "leaked.json").read_text()
 
 
+@pytest.mark.slow
 def test_a_session_with_only_an_oauth_token_runs_and_judges(
     session_api: tuple[FakeMessagesAPI, SessionResponder], tmp_path: Path
 ) -> None:
@@ -408,6 +415,7 @@ def test_a_session_with_only_an_oauth_token_runs_and_judges(
     assert "PATH=" in leaked_env and ACCESS not in leaked_env
 
 
+@pytest.mark.slow
 def test_no_credential_stops_before_the_first_run_with_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -465,6 +473,7 @@ def test_an_api_judge_record_says_api(tmp_path: Path) -> None:
     assert record.status == "ok" and record.backend == "api"
 
 
+@pytest.mark.slow
 def test_a_login_without_a_cli_stops_before_the_first_run(tmp_path: Path) -> None:
     home = tmp_path / "home"
     (home / ".claude").mkdir(parents=True)

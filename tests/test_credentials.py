@@ -240,6 +240,7 @@ def session_api() -> Iterator[tuple[FakeMessagesAPI, SessionResponder]]:
         yield fake, responder
 
 
+@pytest.mark.slow
 def test_a_docker_session_with_only_a_login_mounts_it_read_only(
     session_api: tuple[FakeMessagesAPI, SessionResponder], tmp_path: Path
 ) -> None:
@@ -267,6 +268,7 @@ def test_a_docker_session_with_only_a_login_mounts_it_read_only(
     assert "accessToken" in (run_dir / "workspace" / "leaked.json").read_text()
 
 
+@pytest.mark.slow
 def test_a_dry_run_can_judge_through_the_cli(tmp_path: Path) -> None:
     """--scylla-fake-api answers the CLI judge's StructuredOutput requests too."""
     from test_cli_judge import ROOT

@@ -75,6 +75,7 @@ def run_files(root: Path) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_popen_chdir_workers_send_every_file_home_and_a_rejudge_needs_no_worker(
     pytester: pytest.Pytester, project: Path, tmp_path: Path, judge_api: FakeMessagesAPI
 ) -> None:
@@ -120,6 +121,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_socket_gateway_worker_sends_every_file_home(
     pytester: pytest.Pytester, project: Path, tmp_path: Path
 ) -> None:
@@ -248,6 +250,7 @@ def test_the_controller_snapshots_its_own_copy_of_a_remote_workers_experiment(
     assert controller_experiment_file(mine, []) == mine
 
 
+@pytest.mark.slow
 def test_budget_stops_workers_that_cannot_see_the_stop_file(
     pytester: pytest.Pytester, project: Path, tmp_path: Path
 ) -> None:

@@ -374,6 +374,7 @@ def test_unknown_path_is_a_json_404(api: FakeMessagesAPI) -> None:
     assert json.loads(raised.value.read())["error"]["type"] == "not_found_error"
 
 
+@pytest.mark.slow
 def test_concurrent_requests_each_get_one_reply(api: FakeMessagesAPI) -> None:
     api.set_replies([f"reply {n}" for n in range(16)])
     got: list[str] = []

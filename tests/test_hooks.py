@@ -77,6 +77,7 @@ DONE_AGENT = """
 """
 
 
+@pytest.mark.slow
 def test_run_finished_and_experiment_aggregated(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -111,6 +112,7 @@ def test_run_finished_and_experiment_aggregated(
     assert [call.get("from_disk") for call in again] == [True, True, None]
 
 
+@pytest.mark.slow
 def test_make_agent_adds_a_named_agent(pytester: pytest.Pytester, experiment: Path) -> None:
     pytester.makeconftest(
         DONE_AGENT
@@ -128,6 +130,7 @@ def test_make_agent_adds_a_named_agent(pytester: pytest.Pytester, experiment: Pa
     assert {record.agent.agent for record in run_records(results) if record.agent} == {"done-agent"}
 
 
+@pytest.mark.slow
 def test_make_agent_answered_first_replaces_a_builtin(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -167,6 +170,7 @@ def test_an_unlisted_name_stops_the_session_listing_the_known_ones(
     assert not results.exists()  # nothing ran
 
 
+@pytest.mark.slow
 def test_make_sandbox_adds_a_named_sandbox(pytester: pytest.Pytester, experiment: Path) -> None:
     opened = pytester.path / "opened.txt"
     pytester.makeconftest(
@@ -222,6 +226,7 @@ JUDGED_RUBRIC = {
 }
 
 
+@pytest.mark.slow
 def test_make_judge_adds_a_judge_to_the_panel(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,6 +283,7 @@ def judgment(request: RecordedRequest) -> Reply:
     )
 
 
+@pytest.mark.slow
 def test_judge_request_hook_sees_and_changes_every_llm_judge_request(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -366,6 +372,7 @@ CRASH_ONCE_AGENT = """
 """
 
 
+@pytest.mark.slow
 def test_handlecrashitem_puts_a_crashed_run_back_once(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -387,6 +394,7 @@ def test_handlecrashitem_puts_a_crashed_run_back_once(
     assert record.agent is not None and record.agent.agent == "crash-once"
 
 
+@pytest.mark.slow
 def test_an_agent_that_raises_is_one_error_line_with_its_traceback_on_disk(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:

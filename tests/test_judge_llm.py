@@ -382,6 +382,7 @@ def test_validate_answer_binary_items() -> None:
 # --- API faults
 
 
+@pytest.mark.slow
 def test_429_burst_honours_retry_after(server: FakeMessagesAPI, tmp_path: Path) -> None:
     server.inject(Fault(kind="rate_limit", retry_after=0.6), times=2)
     server.set_replies([tool_reply(VALID)])
@@ -412,6 +413,7 @@ def test_500_then_success(server: FakeMessagesAPI, tmp_path: Path) -> None:
     assert record.status == "ok" and len(server.message_requests()) == 3
 
 
+@pytest.mark.slow
 def test_hang_times_out_and_fails_without_stuck_threads(
     server: FakeMessagesAPI, tmp_path: Path
 ) -> None:

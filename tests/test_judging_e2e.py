@@ -261,6 +261,7 @@ def summary_line(result: pytest.RunResult) -> str:
 # ---- 1, 3, 4, 5: panel, consensus, cache, rejudge, add a judge, regenerate, secrets ----------
 
 
+@pytest.mark.slow
 def test_panel_cache_rejudge_regenerate_keep_the_key_out(
     pytester: pytest.Pytester, project: Path, judge_api: Any
 ) -> None:
@@ -387,6 +388,7 @@ def test_panel_cache_rejudge_regenerate_keep_the_key_out(
 # ---- 2. faults -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rate_limit_burst_waits_for_retry_after(
     pytester: pytest.Pytester, project: Path, judge_api: Any
 ) -> None:
@@ -419,6 +421,7 @@ def test_rate_limit_burst_waits_for_retry_after(
     assert_no_secret(files_under=[results], texts=[result.stdout.str(), result.stderr.str()])
 
 
+@pytest.mark.slow
 def test_invalid_answer_twice_then_valid(
     pytester: pytest.Pytester, project: Path, judge_api: Any
 ) -> None:
@@ -469,6 +472,7 @@ def overload_storm_for_subtest(marker: str) -> Callable[[RecordedRequest], Fault
     return storm
 
 
+@pytest.mark.slow
 def test_overload_storm_errors_then_lf_rejudges_without_the_agent(
     pytester: pytest.Pytester, project: Path, judge_api: Any
 ) -> None:
@@ -513,6 +517,7 @@ def test_overload_storm_errors_then_lf_rejudges_without_the_agent(
     assert "runs: 2 executed, 0 from disk; judgments: 6 new, 0 cached" in summary_line(healed)
 
 
+@pytest.mark.slow
 def test_hung_judge_request_times_out(
     pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -584,6 +589,7 @@ def test_missing_credentials_stop_before_any_run(
     assert not results.exists()
 
 
+@pytest.mark.slow
 def test_judge_model_none_scores_commands_only(
     pytester: pytest.Pytester, project: Path, judge_api: Any
 ) -> None:

@@ -111,6 +111,7 @@ def kill_session(session: subprocess.Popen[bytes], sig: signal.Signals) -> None:
             session.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_killed_session_leaves_no_agent_and_no_raw_secret(
     tmp_path: Path, sig: signal.Signals
@@ -131,6 +132,7 @@ def test_killed_session_leaves_no_agent_and_no_raw_secret(
             assert SECRET.encode() not in path.read_bytes(), path
 
 
+@pytest.mark.slow
 def test_plain_sandbox_agent_dies_with_a_killed_session(tmp_path: Path) -> None:
     """Without bubblewrap the agent process itself still dies with the harness
     (PR_SET_PDEATHSIG); what it started in other sessions is the documented limit."""
@@ -154,6 +156,7 @@ def test_plain_sandbox_agent_dies_with_a_killed_session(tmp_path: Path) -> None:
     assert processes_with(marker, wait_s=GONE_S) == []
 
 
+@pytest.mark.slow
 def test_killed_xdist_worker_leaves_no_agent(tmp_path: Path) -> None:
     marker = f"scylla-worker-{uuid.uuid4().hex}"
     session = start_session(tmp_path, marker, "-n", "1")
@@ -176,6 +179,7 @@ def test_killed_xdist_worker_leaves_no_agent(tmp_path: Path) -> None:
     assert processes_with(marker, wait_s=GONE_S) == []
 
 
+@pytest.mark.slow
 def test_stale_work_folders_are_swept_at_session_start(tmp_path: Path) -> None:
     runs = work_root() / "runs"
     runs.mkdir(parents=True, exist_ok=True)

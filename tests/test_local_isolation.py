@@ -177,6 +177,7 @@ def test_setsid_child_is_gone_when_the_run_ends(tmp_path: Path) -> None:
     assert processes_with(marker, wait_s=3) == []
 
 
+@pytest.mark.slow
 def test_timeout_takes_the_whole_namespace_down(tmp_path: Path) -> None:
     marker = f"scylla-timeout-{uuid.uuid4().hex}"
     head, tail = marker.split("-", 1)

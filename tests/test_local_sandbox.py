@@ -130,6 +130,7 @@ def test_missing_executable_is_a_sandbox_error(any_sandbox: LocalSandbox, tmp_pa
         )
 
 
+@pytest.mark.slow
 def test_timeout_kills_the_whole_group(sandbox: LocalSandbox, tmp_path: Path) -> None:
     pid_file = tmp_path / "pids"
     script = f"sleep 100 & echo $! >> {pid_file}; sleep 100 & echo $! >> {pid_file}; wait"
@@ -147,6 +148,7 @@ def test_timeout_kills_the_whole_group(sandbox: LocalSandbox, tmp_path: Path) ->
         assert _gone(pid)
 
 
+@pytest.mark.slow
 def test_timeout_kills_grandchild_group(sandbox: LocalSandbox, tmp_path: Path) -> None:
     """The brief's case: ``bash -c 'sleep 100 & sleep 100'``; killpg(pgid, 0) must fail."""
     pid_file = tmp_path / "leader"
@@ -170,6 +172,7 @@ def test_leftover_background_process_is_killed_after_normal_exit(
     assert _group_gone(int(pid_file.read_text()))
 
 
+@pytest.mark.slow
 def test_setsid_child_of_a_live_parent_is_killed(sandbox: LocalSandbox, tmp_path: Path) -> None:
     """A child in its own session escapes the group; it is still found through its parent."""
     pid_file = tmp_path / "escaper"
@@ -179,6 +182,7 @@ def test_setsid_child_of_a_live_parent_is_killed(sandbox: LocalSandbox, tmp_path
     assert _gone(int(pid_file.read_text()))
 
 
+@pytest.mark.slow
 def test_term_ignoring_process_is_killed(sandbox: LocalSandbox, tmp_path: Path) -> None:
     pid_file = tmp_path / "stubborn"
     script = f"trap '' TERM; echo $$ > {pid_file}; while true; do sleep 0.1; done"
@@ -384,6 +388,7 @@ def test_without_bubblewrap_the_factory_falls_back_and_says_why(
     assert LocalSandboxFactory(isolation="none").isolation_problem is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("choice", ["auto", "none"])
 def test_session_warns_once_when_local_runs_are_not_isolated(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, choice: str

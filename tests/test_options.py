@@ -40,6 +40,7 @@ def collected(result: pytest.RunResult) -> list[str]:
     return [line for line in result.stdout.lines if "test.yaml::" in line]
 
 
+@pytest.mark.slow
 def test_tiers_end_at_a_path(pytester: pytest.Pytester, tree: Path) -> None:
     result = pytester.runpytest(
         "--tiers", "T0", "experiments/test-001", "--collect-only", "-q", "--runs", "1", *NO_CACHE
@@ -150,6 +151,7 @@ def test_ini_values_are_checked_like_the_command_line(
     assert "--tiers T0 T7 (ini scylla_tiers): unknown tier 'T7'" in error
 
 
+@pytest.mark.slow
 def test_short_model_names_become_full_ids(pytester: pytest.Pytester, tree: Path) -> None:
     assert resolve_model_name("opus-4-5") == "claude-opus-4-5"
     assert resolve_model_name("sonnet-4-5-20250929") == "claude-sonnet-4-5-20250929"
@@ -174,6 +176,7 @@ def test_short_model_names_become_full_ids(pytester: pytest.Pytester, tree: Path
     assert record.settings is not None and record.settings.model == "claude-opus-4-5"
 
 
+@pytest.mark.slow
 def test_an_unpriced_model_is_allowed_when_asked(pytester: pytest.Pytester, tree: Path) -> None:
     args = (
         "experiments/test-001",
@@ -193,6 +196,7 @@ def test_an_unpriced_model_is_allowed_when_asked(pytester: pytest.Pytester, tree
     assert allowed.ret == pytest.ExitCode.OK, allowed.stderr.str()
 
 
+@pytest.mark.slow
 def test_timeout_alone_says_it_is_pytest_timeouts(pytester: pytest.Pytester, tree: Path) -> None:
     args = ("experiments/test-001", "--collect-only", "-q", "--runs", "1", "-W", "always")
     hinted = pytester.runpytest(*args, "--timeout", "5")
@@ -220,6 +224,7 @@ def test_each_option_has_its_ini_key_and_validation_in_one_place() -> None:
         ScyllaSettings(pass_threshold=1.5)
 
 
+@pytest.mark.slow
 def test_a_path_after_tiers_still_loads_its_conftest(pytester: pytest.Pytester, tree: Path) -> None:
     """The path put back from --tiers reaches pytest's initial conftests too: the agent the
     experiments' conftest.py adds is known at start-up."""

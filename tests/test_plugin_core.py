@@ -63,6 +63,7 @@ def experiment(pytester: pytest.Pytester) -> Path:
     return write_experiment(pytester.path, "exp-a")
 
 
+@pytest.mark.slow
 def test_collects_tier_x_subtest_x_run_with_stable_ids(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(
         str(EXPERIMENTS / "test-001"), "--collect-only", "-q", "--tiers", "T0", "T1", "--runs", "3"
@@ -75,6 +76,7 @@ def test_collects_tier_x_subtest_x_run_with_stable_ids(pytester: pytest.Pytester
     assert not any("::T2::" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_every_upstream_task_directory_collects_offline(pytester: pytest.Pytester) -> None:
     from conftest import UPSTREAM
 
@@ -115,6 +117,7 @@ def test_help_documents_every_option_in_a_scylla_group(pytester: pytest.Pytester
     assert "scylla_runs" in output  # the ini key
 
 
+@pytest.mark.slow
 def test_ini_sets_defaults_and_the_command_line_wins(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -127,6 +130,7 @@ def test_ini_sets_defaults_and_the_command_line_wins(
     assert sum("::T0::" in line for line in from_cli.stdout.lines) == 2
 
 
+@pytest.mark.slow
 def test_k_m_and_maxfail_behave_as_usual(pytester: pytest.Pytester, experiment: Path) -> None:
     base = (str(experiment), "--runs", "2", "--agent", "nop", *OFFLINE)
     by_keyword = pytester.runpytest(*base, "-k", "00-empty and run-02")
@@ -145,6 +149,7 @@ def test_max_subtests_deselects(pytester: pytest.Pytester, experiment: Path) -> 
     assert "deselected" in result.stdout.str()
 
 
+@pytest.mark.slow
 def test_oracle_passes_and_nop_fails_with_grade_f(pytester: pytest.Pytester) -> None:
     results = pytester.path / "results"
     args = (
@@ -173,6 +178,7 @@ def test_oracle_passes_and_nop_fails_with_grade_f(pytester: pytest.Pytester) -> 
     assert "commands only" in (results / "test-001" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_second_run_reuses_disk_and_changes_no_byte(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -188,6 +194,7 @@ def test_second_run_reuses_disk_and_changes_no_byte(
     assert {path: path.stat().st_mtime_ns for path in results.rglob("run_result.json")} == mtimes
 
 
+@pytest.mark.slow
 def test_baseline_checks_run_once_per_starting_state(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -224,6 +231,7 @@ def test_baseline_checks_run_once_per_starting_state(
             assert reused["baseline"] == first["checks"]["baseline"]
 
 
+@pytest.mark.slow
 def test_fresh_moves_old_results_aside(pytester: pytest.Pytester, experiment: Path) -> None:
     results = pytester.path / "results"
     args = session_args(experiment, results, runs=1, max_subtests=1)
@@ -234,6 +242,7 @@ def test_fresh_moves_old_results_aside(pytester: pytest.Pytester, experiment: Pa
     assert len(moved) == 1 and list(moved[0].rglob("run_result.json"))
 
 
+@pytest.mark.slow
 def test_damaged_record_is_named_and_rebuilt(pytester: pytest.Pytester, experiment: Path) -> None:
     results = pytester.path / "results"
     args = session_args(experiment, results, runs=1, max_subtests=1)
@@ -247,6 +256,7 @@ def test_damaged_record_is_named_and_rebuilt(pytester: pytest.Pytester, experime
     assert record["outcome"] == "passed" and "checks.json" in record["rebuilt_from"]
 
 
+@pytest.mark.slow
 def test_harness_failure_is_an_error_and_lf_reruns_only_it(
     pytester: pytest.Pytester, experiment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -276,6 +286,7 @@ def test_harness_failure_is_an_error_and_lf_reruns_only_it(
     assert [attempt["error"]["stage"] for attempt in redone["attempts"]] == ["workspace"]
 
 
+@pytest.mark.slow
 def test_lf_does_not_rerun_a_judged_failure_unless_asked(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -307,6 +318,7 @@ def test_lf_does_not_rerun_a_judged_failure_unless_asked(
     assert json.loads(record.read_text())["started_at"] != started
 
 
+@pytest.mark.slow
 def test_xdist_workers_send_records_and_only_the_controller_aggregates(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -326,6 +338,7 @@ def test_xdist_workers_send_records_and_only_the_controller_aggregates(
     assert "T0" in parallel.stdout.str() and "pytest-scylla" in parallel.stdout.str()
 
 
+@pytest.mark.slow
 def test_kill_9_mid_session_loses_no_finished_run(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:

@@ -59,6 +59,7 @@ def progress_lines(result: pytest.RunResult) -> list[str]:
 # ------------------------------------------------------------------------------ progress
 
 
+@pytest.mark.slow
 def test_progress_under_xdist_counts_on_the_controller(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -74,6 +75,7 @@ def test_progress_under_xdist_counts_on_the_controller(
     assert "done in " in lines[-1]
 
 
+@pytest.mark.slow
 def test_progress_is_quiet_with_q(pytester: pytest.Pytester, project: Path) -> None:
     result = pytester.runpytest(*scylla("-q", runs=1, subtests=1))
     result.assert_outcomes(passed=1)
@@ -100,6 +102,7 @@ def report(index: int, outcome: str, when: str = "call") -> pytest.TestReport:
     )
 
 
+@pytest.mark.slow
 def test_progress_paces_by_tenths_and_by_time(pytester: pytest.Pytester) -> None:
     now = [100.0]
     config = pytester.parseconfigure()
@@ -176,6 +179,7 @@ def skipped_for_budget(result: pytest.RunResult) -> tuple[int, str]:
     return int(count), reason.split(": ", 1)[1]
 
 
+@pytest.mark.slow
 def test_max_cost_skips_the_rest_keeps_and_aggregates_what_ran(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -192,6 +196,7 @@ def test_max_cost_skips_the_rest_keeps_and_aggregates_what_ran(
     pytester.runpytest(*scylla()).assert_outcomes(passed=4)
 
 
+@pytest.mark.slow
 def test_budget_under_xdist_workers_read_the_stop_file(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -204,6 +209,7 @@ def test_budget_under_xdist_workers_read_the_stop_file(
     assert (project / "results" / "test-001" / "result.json").is_file()
 
 
+@pytest.mark.slow
 def test_an_experiments_max_cost_usd_applies(pytester: pytest.Pytester, project: Path) -> None:
     (project / "experiments" / "test-001" / "config.yaml").write_text("max_cost_usd: 0\n")
     result = pytester.runpytest(*scylla(runs=1))
@@ -214,6 +220,7 @@ def test_an_experiments_max_cost_usd_applies(pytester: pytest.Pytester, project:
     )
 
 
+@pytest.mark.slow
 def test_agent_spend_is_counted_and_stops_the_session(
     pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -272,6 +279,7 @@ def test_status_prices_what_remains_against_the_budget() -> None:
 # --------------------------------------------------------------------------------- lock
 
 
+@pytest.mark.slow
 def test_a_second_session_on_a_locked_folder_stops_and_names_the_first(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -295,6 +303,7 @@ def test_a_second_session_on_a_locked_folder_stops_and_names_the_first(
     assert not (project / "results" / LOCK_FILE).exists()  # given back at the end
 
 
+@pytest.mark.slow
 def test_a_dead_sessions_lock_is_taken_over(pytester: pytest.Pytester, project: Path) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     start = process_start(dead.pid)

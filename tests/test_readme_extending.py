@@ -52,6 +52,7 @@ def run_records(results: Path) -> list[RunRecord]:
 ONE_RUN = ("--tiers", "T0", "--max-subtests", "1", "--runs", "1", "-p", "no:cacheprovider")
 
 
+@pytest.mark.slow
 def test_hello_agent_example_passes_test_001(pytester: pytest.Pytester, project: Path) -> None:
     (project / "experiments" / "conftest.py").write_text(readme_block("hello-agent"))
     command = readme_command("--agent hello-agent")
@@ -66,6 +67,7 @@ def test_hello_agent_example_passes_test_001(pytester: pytest.Pytester, project:
     assert any("Hello, World!" in path.read_text() for path in kept)
 
 
+@pytest.mark.slow
 def test_keyword_judge_example_judges_with_no_api_key(
     pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

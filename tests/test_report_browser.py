@@ -111,6 +111,7 @@ def test_png_reader_on_a_known_image() -> None:
     assert [[tuple(int(v) for v in decoded[y, x]) for x in range(2)] for y in range(4)] == pixels
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
 def test_report_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     records = [make_record("T0", "00", run, score) for run, score in enumerate((0.9, 0.5, 0.7), 1)]

@@ -36,6 +36,7 @@ def _snapshot(results: Path) -> dict[Path, bytes]:
     return {path: path.read_bytes() for path in results.rglob("*") if path.name in names}
 
 
+@pytest.mark.slow
 def test_a_session_writes_reports_csvs_and_a_summary_that_regenerate_keeps_byte_identical(
     pytester: pytest.Pytester,
 ) -> None:

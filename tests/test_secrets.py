@@ -271,6 +271,7 @@ def crash_runs_with_the_secrets_in_hand(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(OracleAgent, "run", exploding_agent)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tb_style", ["auto", "long"])
 def test_a_crashing_run_leaks_no_secret_anywhere(
     pytester: pytest.Pytester,
@@ -317,6 +318,7 @@ def test_a_crashing_run_leaks_no_secret_anywhere(
     assert "run files: " in terminal and "agent crashed" in terminal
 
 
+@pytest.mark.slow
 def test_manifest_and_run_files_hold_no_key_from_the_command_line(
     pytester: pytest.Pytester, secrets_in_env: tuple[str, str]
 ) -> None:
@@ -345,6 +347,7 @@ def test_manifest_and_run_files_hold_no_key_from_the_command_line(
     assert not any(secret in "\n".join(result.outlines) for secret in secrets)
 
 
+@pytest.mark.slow
 def test_judges_work_when_the_session_fake_api_meets_an_auth_token(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -317,6 +317,7 @@ def command_only_score(experiment: Experiment, results: dict[str, bool]) -> floa
     ).score
 
 
+@pytest.mark.slow
 @requires_git
 @pytest.mark.parametrize("shell", ["sh", "bash"])
 def test_nop_fails_and_oracle_passes(experiment: Experiment, tmp_path: Path, shell: str) -> None:
@@ -345,6 +346,7 @@ def test_nop_fails_and_oracle_passes(experiment: Experiment, tmp_path: Path, she
         assert run_shell(check.command, workspace, shell, check.timeout_seconds), check.name
 
 
+@pytest.mark.slow
 @requires_git
 def test_oracle_passes_even_when_it_commits(experiment: Experiment, tmp_path: Path) -> None:
     """Git-based items compare with the starting commit, so a committed solution counts."""
@@ -359,6 +361,7 @@ def test_oracle_passes_even_when_it_commits(experiment: Experiment, tmp_path: Pa
     assert [item_id for item_id, ok in results.items() if not ok] == []
 
 
+@pytest.mark.slow
 @requires_git
 def test_stray_file_is_caught(tmp_path: Path) -> None:
     experiment = load_experiment(ROOT / "experiments" / "test-001" / "test.yaml")
@@ -373,6 +376,7 @@ def test_stray_file_is_caught(tmp_path: Path) -> None:
     assert [item_id for item_id, ok in results.items() if not ok] == ["P1"]
 
 
+@pytest.mark.slow
 @requires_git
 def test_editing_the_tests_is_caught(tmp_path: Path) -> None:
     experiment = load_experiment(ROOT / "experiments" / "test-002" / "test.yaml")

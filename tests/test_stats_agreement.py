@@ -47,6 +47,7 @@ def test_random_judge_tables_match_the_krippendorff_package(seed: int) -> None:
     assert krippendorff_alpha(ratings).alpha == pytest.approx(reference)
 
 
+@pytest.mark.slow
 def test_item_bootstrap_matches_scipy_bootstrap_over_items() -> None:
     matrix = _as_array(TEXTBOOK)[:, :11]
     result = krippendorff_alpha(matrix.tolist(), resamples=4000, seed=5)

@@ -38,6 +38,7 @@ def test_errors_and_determinism() -> None:
     assert cluster_bootstrap_mean(clusters, seed=3) == cluster_bootstrap_mean(clusters, seed=3)
 
 
+@pytest.mark.slow
 def test_coverage_simulation_cluster_bootstrap_versus_pooled_wilson() -> None:
     # 30 sub-tests with very different pass chances (Beta(0.5, 0.5)), 10 runs each. The true
     # tier pass rate is the mean chance, 0.5. Treating the 300 runs as independent (Wilson)

@@ -116,6 +116,7 @@ def _scipy_percentile_bootstrap(
     return (result.confidence_interval.low, result.confidence_interval.high)
 
 
+@pytest.mark.slow
 def test_cliffs_delta_interval_matches_scipy_bootstrap() -> None:
     a = np.array([1.0, 1.0, 0.75, 0.5, 1.0, 0.25, 1.0, 0.75])
     b = np.array([0.5, 0.25, 0.5, 1.0, 0.0, 0.5, 0.75])
@@ -148,6 +149,7 @@ def _cost_of_pass(costs: np.ndarray, passed: np.ndarray) -> float:
     return float(costs.mean() / passed.mean()) if passed.any() else math.inf
 
 
+@pytest.mark.slow
 def test_cost_of_pass_interval_matches_scipy_bootstrap() -> None:
     costs = np.array([0.5, 0.8, 1.2, 0.4, 0.9, 1.5, 0.7, 0.6, 1.1, 0.3, 0.5, 0.9])
     passed = np.array([1, 1, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1], dtype=float)

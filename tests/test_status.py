@@ -46,6 +46,7 @@ def no_credentials(
     monkeypatch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
 
 
+@pytest.mark.slow
 def test_status_counts_plans_and_prices_without_running_anything(
     pytester: pytest.Pytester, no_credentials: None
 ) -> None:
@@ -99,6 +100,7 @@ def test_status_counts_plans_and_prices_without_running_anything(
     assert tree(results) == before
 
 
+@pytest.mark.slow
 def test_status_of_nothing_exits_zero(pytester: pytest.Pytester, no_credentials: None) -> None:
     pytester.makeini("[pytest]\n")
     empty = pytester.mkdir("empty")

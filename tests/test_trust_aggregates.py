@@ -40,6 +40,7 @@ def args(experiment: Path, results: Path, runs: int) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_damaged_aggregates_and_reports_are_named_and_rebuilt(pytester: pytest.Pytester) -> None:
     experiment = write_experiment(pytester.path, "exp-agg")
     results = pytester.path / "results"
@@ -66,6 +67,7 @@ def test_damaged_aggregates_and_reports_are_named_and_rebuilt(pytester: pytest.P
     assert len(list((top / "T0").glob("result.json.damaged-*"))) == 1  # moved aside, not deleted
 
 
+@pytest.mark.slow
 def test_a_record_copied_into_other_runs_is_reported_and_not_counted(
     pytester: pytest.Pytester,
 ) -> None:

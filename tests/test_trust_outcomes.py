@@ -54,6 +54,7 @@ def scylla_args(experiment: Path, results: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_timed_out_runs_are_graded_counted_and_not_redrawn(pytester: pytest.Pytester) -> None:
     experiment = write_experiment(pytester.path, "exp-t")
     results = pytester.path / "results"

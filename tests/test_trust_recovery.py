@@ -69,6 +69,7 @@ def project(pytester: pytest.Pytester) -> Path:
 # ---- finding 3 ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_regenerate_without_the_original_options_keeps_commands_only(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -92,6 +93,7 @@ def test_regenerate_without_the_original_options_keeps_commands_only(
     assert "no judge succeeded" not in (results / "exp-r" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_regenerate_from_the_results_folder_alone(pytester: pytest.Pytester, project: Path) -> None:
     experiment = write_experiment(project, "exp-f", tiers=["T0", "T1"])
     results = project / "R"
@@ -115,6 +117,7 @@ def test_regenerate_from_the_results_folder_alone(pytester: pytest.Pytester, pro
     assert plain.ret == pytest.ExitCode.NO_TESTS_COLLECTED
 
 
+@pytest.mark.slow
 def test_regenerate_pass_threshold_redecides_every_run_and_goes_to_the_manifest(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -155,6 +158,7 @@ def test_regenerate_pass_threshold_redecides_every_run_and_goes_to_the_manifest(
 # ---- finding 4 ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rejudge_never_starts_an_agent_and_names_what_it_left_out(
     pytester: pytest.Pytester, project: Path
 ) -> None:
@@ -239,6 +243,7 @@ def judge_api(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     api.stop()
 
 
+@pytest.mark.slow
 def test_rejudge_a_results_folder_adds_only_the_new_judge(
     pytester: pytest.Pytester, project: Path, judge_api: FakeMessagesAPI
 ) -> None:

@@ -50,6 +50,7 @@ def record_of(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "run_result.json").read_text())
 
 
+@pytest.mark.slow
 def test_a_bug_in_a_run_is_its_error_record_and_the_rerun_keeps_that_attempt(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,6 +88,7 @@ def test_a_bug_in_a_run_is_its_error_record_and_the_rerun_keeps_that_attempt(
     assert (kept / "agent" / "command.json").is_file()
 
 
+@pytest.mark.slow
 def test_rerun_failed_keeps_the_judged_attempt_and_the_report_flags_it(
     pytester: pytest.Pytester,
 ) -> None:
@@ -109,6 +111,7 @@ def test_rerun_failed_keeps_the_judged_attempt_and_the_report_flags_it(
     assert "replaced by --scylla-rerun-failed" in (results / "exp-redraw" / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_truncated_record_is_rebuilt_from_the_saved_output_without_a_new_agent_run(
     pytester: pytest.Pytester,
 ) -> None:
@@ -137,6 +140,7 @@ def test_a_truncated_record_is_rebuilt_from_the_saved_output_without_a_new_agent
     assert (run_dir / "run_result.json.damaged").read_bytes() == truncated
 
 
+@pytest.mark.slow
 def test_a_version_1_record_loads_and_a_newer_one_stops_the_session(
     pytester: pytest.Pytester,
 ) -> None:

@@ -60,6 +60,7 @@ def experiment(pytester: pytest.Pytester) -> Path:
 # ---- finding 5 through the plugin -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_other_model_stops_before_the_first_run_and_touches_nothing(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -83,6 +84,7 @@ def test_other_model_stops_before_the_first_run_and_touches_nothing(
     assert all(record["settings"]["model"] == "claude-sonnet-4-6" for record in records(results))
 
 
+@pytest.mark.slow
 def test_plain_resume_with_another_pass_threshold_stops_and_offers_rejudge(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:
@@ -99,6 +101,7 @@ def test_plain_resume_with_another_pass_threshold_stops_and_offers_rejudge(
     assert digest(results) == before
 
 
+@pytest.mark.slow
 def test_identical_resume_and_fresh_still_work(pytester: pytest.Pytester, experiment: Path) -> None:
     results = pytester.path / "results"
     pytester.runpytest(*args(experiment, results)).assert_outcomes(passed=2)
@@ -113,6 +116,7 @@ def test_identical_resume_and_fresh_still_work(pytester: pytest.Pytester, experi
     assert {record["settings"]["model"] for record in records(results)} == {"claude-opus-4-6"}
 
 
+@pytest.mark.slow
 def test_edited_catalogue_block_is_a_different_subtest(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\n")
     layer = write_tiers(
@@ -231,6 +235,7 @@ def test_settings_reader_reads_only_settings_and_falls_back_for_old_records(
     assert isinstance(parsed, RecordSummary) and parsed.settings == recorded
 
 
+@pytest.mark.slow
 def test_with_xdist_the_controller_checks_the_workers_ids(
     pytester: pytest.Pytester, experiment: Path
 ) -> None:

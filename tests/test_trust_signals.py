@@ -69,6 +69,7 @@ def stage(run_dir: Path) -> str | None:
     return found.get("stage") if found else None
 
 
+@pytest.mark.slow
 def test_sigterm_mid_session_keeps_finished_runs_records_the_one_in_flight_and_aggregates(
     tmp_path: Path,
 ) -> None:
@@ -154,6 +155,7 @@ def judge_api() -> Iterator[tuple[FakeMessagesAPI, JudgeAPI]]:
     api.stop()
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_judges_retry_keeps_the_agent_work_and_the_next_session_only_judges(
     tmp_path: Path, judge_api: tuple[FakeMessagesAPI, JudgeAPI]
 ) -> None:

@@ -201,6 +201,7 @@ def test_our_own_results_are_not_taken_for_upstream(tmp_path: Path) -> None:
     assert not is_upstream_results(imported.folder)  # run-NN folders, not run_NN
 
 
+@pytest.mark.slow
 def test_pytest_imports_then_regenerates_an_upstream_folder(pytester: pytest.Pytester) -> None:
     before = digest_tree(SOURCE)
     results = pytester.path / "results"
@@ -231,6 +232,7 @@ def test_pytest_imports_then_regenerates_an_upstream_folder(pytester: pytest.Pyt
     )
 
 
+@pytest.mark.slow
 def test_pytests_cache_is_never_written_into_the_upstream_folder(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
