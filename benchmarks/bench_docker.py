@@ -5,7 +5,9 @@
 Overhead: open + run `true` + close of a docker sandbox versus a plain local subprocess,
 median of N; and versus a bare container (create, start, exec `true`, remove: no limits,
 mounts, lease, read-only root or disk guard), which tells the sandbox's own cost apart from
-the engine's (the engine's part grows with the machine's load). Builds: ensure_images() when cached, and with --cold a forced rebuild of
+the engine's (the engine's part grows with the machine's load). Builds: the CLI's share of
+the image fingerprint (from the wheel's RECORD, or by reading the binary), ensure_images()
+when cached, and with --cold a forced rebuild of
 both images (what a machine without images pays; about a minute). Target: overhead at
 most 1.5 s per run. Disk guard: one walk of a generated tree of 20k files (what a run pays
 every few seconds while its process runs).
@@ -14,6 +16,7 @@ every few seconds while its process runs).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import subprocess
 import sys
@@ -24,7 +27,7 @@ from pathlib import Path
 from pytest_scylla.sandbox.base import RunDirs
 from pytest_scylla.sandbox.disk_guard import disk_usage
 from pytest_scylla.sandbox.docker import DockerSandboxFactory, DockerSettings
-from pytest_scylla.sandbox.docker_image import ensure_images
+from pytest_scylla.sandbox.docker_image import claude_binary, claude_digest, ensure_images
 
 TARGET_OVERHEAD_S = 1.5
 
@@ -99,6 +102,23 @@ def bench_local_run(n: int) -> list[float]:
     return samples
 
 
+def bench_cli_digest() -> tuple[float, float]:
+    """The runner fingerprint's CLI part: from the wheel's RECORD (every session) and by
+    reading the ~400 MB binary (what it costs when no RECORD lists the file)."""
+    binary = claude_binary()
+    started = time.monotonic()
+    recorded = claude_digest(binary)
+    record_s = time.monotonic() - started
+    started = time.monotonic()
+    content = hashlib.sha256()
+    with binary.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            content.update(chunk)
+    read_s = time.monotonic() - started
+    assert content.hexdigest() == recorded, "RECORD and content disagree"
+    return record_s, read_s
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10)
@@ -116,6 +136,8 @@ def main() -> int:
             f"build cold (forced): base {report.base_s:.1f}s + runner {report.runner_s:.1f}s"
             f" = {report.base_s + report.runner_s:.1f}s"
         )
+    record_s, read_s = bench_cli_digest()
+    print(f"CLI digest: from RECORD {record_s * 1000:.1f} ms, by reading it {read_s:.2f}s")
     started = time.monotonic()
     report = ensure_images(force=False)
     print(
