@@ -75,7 +75,7 @@ def test_markdown_tier_rows(report: ReportInput, result: ExperimentResult) -> No
     interval = t0.pass_rate_interval
     assert interval is not None and interval.unit == "subtest"  # two sub-tests: clusters
     row = _row(text, "| T0 Prompts |")
-    assert row.startswith("| T0 Prompts | 6 | 3 / 3 / 0 / 0 | 50.0% [")
+    assert row.startswith("| T0 Prompts | 6 | 3 / 3 / 0 / 0 | 6 | 50.0% [")
     assert "| sub-tests (2) |" in row
     # Sub-test 00 passes 2 of 3: pass@3 = 1, pass^3 = 0; tier: 3 of 6, pass^3 = 1/20.
     assert "| 1: 50.0%, 3: 95.0%, 5: 100.0% | 1: 50.0%, 3: 5.0%, 5: 0.0% |" in row
@@ -105,7 +105,7 @@ def test_markdown_tier_whose_runs_all_errored(report: ReportInput) -> None:
     # Not "0 | n/a [0.0%, 100.0%]": no rate at all, and the errors as failures.
     _, high = wilson_interval(0, 2)
     assert row.startswith(
-        f"| T3 Delegation | 2 | 0 / 0 / 0 / 2 | n/a | 0.0% [0.0%, {high * 100:.1f}%]"
+        f"| T3 Delegation | 2 | 0 / 0 / 0 / 2 | 2 | n/a | 0.0% [0.0%, {high * 100:.1f}%]"
     )
     assert "[0.0%, 100.0%]" not in row
 
@@ -342,7 +342,7 @@ def test_counts_attempts_and_records_not_counted_in_both_reports() -> None:
     note = f"results/x/T0/00/run-09/run_result.json: {HOSTILE_NAME}; not counted"
     result = aggregate_experiment("x", records, [note])
     markdown = render_markdown(report_input(result))
-    assert "| T0 Prompts | 3 | 1 / 1 / 1 / 1 |" in markdown
+    assert "| T0 Prompts | 3 | 1 / 1 / 1 / 1 | 4 (1 repeated) |" in markdown
     assert "1 earlier attempt(s) kept, their spend included in costs" in markdown
     assert "- Cost: agent $1.2500, judges $0.0400" in markdown  # 0.5 + 3 x 0.25
     assert "## Not counted" in markdown and "&lt;script&gt;" in markdown

@@ -159,6 +159,14 @@ def fmt_counts(counts: OutcomeCounts) -> str:
     return f"{counts.passed} / {counts.failed} / {counts.timed_out} / {counts.error}"
 
 
+def fmt_executions(counts: OutcomeCounts) -> str:
+    """Runs plus earlier attempts kept (runs executed again): what was paid for."""
+    total = counts.total + counts.earlier_attempts
+    return (
+        f"{total} ({counts.earlier_attempts} repeated)" if counts.earlier_attempts else str(total)
+    )
+
+
 def tier_label(tier_id: str) -> str:
     name = TIER_NAMES.get(tier_id)
     return f"{tier_id} {name}" if name else tier_id
@@ -253,6 +261,7 @@ def tier_table(report: ReportInput) -> Table:
         "Tier",
         "Runs",
         COUNTS_HEADER,
+        "Executions",
         "Pass rate [95% CI]",
         "Pass rate, errors as failures [Wilson]",
         "Mean score [95% CI]",
@@ -274,6 +283,7 @@ def tier_table(report: ReportInput) -> Table:
                 tier_label(tier_id),
                 str(tier.counts.total),
                 fmt_counts(tier.counts),
+                fmt_executions(tier.counts),
                 fmt_interval(tier.pass_rate_interval, fmt_percent),
                 fmt_interval(sensitivity.errors_as_failures, fmt_percent)
                 if sensitivity
