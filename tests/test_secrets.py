@@ -4,6 +4,7 @@ credentials file, and whole pytest sessions whose run crashes with the key in ha
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -36,8 +37,14 @@ OFFLINE = ("--judge-model", "none", "-p", "no:cacheprovider")
 CUSTOM_SECRET_VAR = "SCYLLA_TEST_DEPLOY_PASSWORD"  # secret-named, unknown to the plugin
 
 
+def random_tail() -> str:
+    """32 random upper-case base32 characters: unlike hex, pieces of it hardly ever occur in
+    what pytest prints (ids, paths and commit hashes are lower-case hex)."""
+    return base64.b32encode(os.urandom(20)).decode()
+
+
 def unique_key() -> str:
-    return f"sk-ant-test-{uuid.uuid4().hex}"
+    return f"sk-ant-test-{random_tail()}"
 
 
 def files_holding(root: Path, *secrets: str) -> list[str]:
@@ -228,7 +235,7 @@ def test_credentials_file_is_read_carefully(tmp_path: Path) -> None:
 
 @pytest.fixture
 def secrets_in_env(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    key, custom = unique_key(), f"pw{uuid.uuid4().hex}"
+    key, custom = unique_key(), f"pw{random_tail()}"
     monkeypatch.setenv("ANTHROPIC_API_KEY", key)
     monkeypatch.setenv(CUSTOM_SECRET_VAR, custom)
     return key, custom
@@ -240,6 +247,13 @@ def fail_with(note: str, env: dict[str, str]) -> None:
 
 def fragments(secret: str, size: int = 6) -> list[str]:
     return [secret[start : start + size] for start in range(len(secret) - size + 1)]
+
+
+def random_fragments(secret: str, size: int = 6) -> list[str]:
+    """Pieces of the secret's random tail: a piece of its fixed prefix ("test-9" of
+    "sk-ant-test-9...") is ordinary text that pytest prints too ("pytest-9.0")."""
+    tail = secret[-32:]
+    return fragments(tail, size)
 
 
 def crash_runs_with_the_secrets_in_hand(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -295,7 +309,7 @@ def test_a_crashing_run_leaks_no_secret_anywhere(
     terminal = "\n".join(result.outlines + result.errlines)
     written = [junit.read_text(), json_report.read_text()]
     for secret in secrets_in_env:
-        for fragment in fragments(secret):  # whole, or cut short by a repr
+        for fragment in random_fragments(secret):  # whole, or cut short by a repr
             assert fragment not in terminal
             assert all(fragment not in text for text in written)
     assert files_holding(results, *secrets_in_env) == []
