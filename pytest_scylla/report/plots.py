@@ -241,10 +241,10 @@ def cost_score_chart(result: ExperimentResult) -> str:
     points: list[tuple[float, float]] = []
     for tier_id, tier in result.tiers.items():
         for subtest_id, subtest in tier.subtests.items():
-            cost = subtest.cost
-            if cost and cost.mean_cost is not None and subtest.stats.mean_score is not None:
+            summary = subtest.cost
+            if summary and summary.mean_cost is not None and subtest.stats.mean_score is not None:
                 labels.append(f"{tier_id}/{subtest_id}")
-                points.append((cost.mean_cost, subtest.stats.mean_score))
+                points.append((summary.mean_cost, subtest.stats.mean_score))
     body = [_text(WIDTH / 2, 16, title, size=13)]
     if not points:
         body.append(_text(WIDTH / 2, HEIGHT / 2, "no sub-test with a known cost", size=12))
