@@ -193,9 +193,11 @@ def _recorded_sha256(path: Path) -> str | None:
 
 
 def claude_digest(path: Path) -> str:
-    """sha256 of the CLI's content. Reading the ~400 MB binary costs ~1.5 s, so the
-    wheel's RECORD (which pip checked at install) answers when it lists this very file;
-    mtimes and paths never count: byte-identical CLIs in two environments share one image."""
+    """sha256 of the CLI's content. Reading the ~400 MB binary costs 0.7 s warm (more
+    cold: bench_docker.py), so the wheel's RECORD (pip checked it at install) answers when
+    it lists this very file at this size; mtimes and paths never count: byte-identical CLIs
+    in two environments share one image. A binary rewritten in place at the same size
+    keeps its recorded digest: ``--scylla-build-image`` rebuilds then."""
     recorded = _recorded_sha256(path)
     if recorded is not None:
         return recorded
