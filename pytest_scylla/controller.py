@@ -122,16 +122,17 @@ def preflight(config: pytest.Config, settings: ScyllaSettings) -> None:
         return  # a status needs no agent, no judge, no network and no credentials
     if not _targets_experiments(config) and not (recovering and _targets_results(config)):
         return
-    _lock_results(config, settings)
     if settings.fake_api is not None and not settings.regenerate:
         from pytest_scylla.testing.session_server import start_session_fake_api
 
         start_session_fake_api(config, settings.fake_api)
+    if not settings.regenerate:
+        missing = _missing_credentials(without_plugin_judges(config, settings))
+        if missing is not None:
+            raise pytest.UsageError(missing)  # before the lock: a refused session writes nothing
+    _lock_results(config, settings)
     if settings.regenerate:
         return
-    missing = _missing_credentials(without_plugin_judges(config, settings))
-    if missing is not None:
-        raise pytest.UsageError(missing)
     if settings.sandbox == "docker" and not settings.rejudge:  # a rejudge starts no agent
         from pytest_scylla.sandbox.preflight import prepare_docker
 
