@@ -8,7 +8,8 @@ file in its results folder, and every process checks it before each run: local `
 workers and `popen` workers given an absolute `--results-dir` (or any shared disk) skip
 the rest, each run reported as skipped with the reason. A worker that cannot see the file
 (another host with its own disk) keeps running; once more new runs arrive after the stop
-than there are workers (each may finish the run it had started), the controller stops the
+than twice the workers (each may finish the run it had started, and one whose setup raced
+the write), the controller stops the
 xdist session instead (`DSession.shouldstop`, what `--maxfail` uses): the runs not started
 are then not reported at all, and the summary says how many were not run.
 Finished runs are kept and aggregated either way.
@@ -165,11 +166,15 @@ class BudgetGuard:
         atomic_write_json(self.stop_file, stop)
 
     def _stop_xdist_if_unheard(self) -> None:
-        """More new runs than workers since the stop: some worker cannot see the file."""
+        """More new runs since the stop than the workers could have started before they
+        could read the file (the run in flight, and one whose setup raced the write): some
+        worker cannot see it."""
         dsession = self.config.pluginmanager.get_plugin("dsession")
         if dsession is None or self.stop is None:
             return
-        if self.new_after_stop > max(1, len(self.nodes)) and not dsession.shouldstop:
+        specs = getattr(getattr(dsession, "nodemanager", None), "specs", None) or []
+        workers = max(1, len(self.nodes), len(specs))
+        if self.new_after_stop > 2 * workers and not dsession.shouldstop:
             dsession.shouldstop = f"{SKIP_PREFIX}: {self.stop.reason}"
 
     def _experiment_limit(self, experiment: str, test_file: str) -> float | None:
