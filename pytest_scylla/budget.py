@@ -110,8 +110,9 @@ class BudgetGuard:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from pytest_scylla.controller import (
             EXPERIMENT_FILE_ATTRIBUTE,
-            FROM_DISK_PROPERTY,
             RECORD_ATTRIBUTE,
+            reported_experiment_id,
+            reported_from_disk,
         )
 
         node = getattr(report, "node", None)
@@ -123,12 +124,16 @@ class BudgetGuard:
         payload = getattr(report, RECORD_ATTRIBUTE, None)
         if payload is None:
             return
-        record = RunRecord.model_validate_json(payload)
-        from_disk = bool(dict(report.user_properties).get(FROM_DISK_PROPERTY, False))
-        agent, judges = session_spend(record, from_disk, self.settings.rejudge)
+        from_disk = reported_from_disk(report)
+        if from_disk:  # cost this session nothing: not parsed (a resume reports thousands)
+            agent = judges = 0.0
+            experiment = reported_experiment_id(report) or ""
+        else:
+            record = RunRecord.model_validate_json(payload)
+            agent, judges = session_spend(record, from_disk, self.settings.rejudge)
+            experiment = record.experiment_id
         self.agent_usd += agent
         self.judge_usd += judges
-        experiment = record.experiment_id
         self.by_experiment[experiment] = self.by_experiment.get(experiment, 0.0) + agent + judges
         if self.stop is not None and not from_disk:
             self.new_after_stop += 1

@@ -100,6 +100,7 @@ class RunItem(pytest.Item):
         self.run_number = run_number
         self.record: RunRecord | None = None
         self.from_disk = False
+        self.record_text: str | None = None  # the file's text of a record reused as it is
         self.add_marker(pytest.mark.scylla)
         self.keywords[subtest.id] = True
         self.keywords[f"run-{run_number:02d}"] = True
@@ -117,6 +118,7 @@ class RunItem(pytest.Item):
             session.warn(note)
         self.record = outcome.record
         self.from_disk = outcome.from_disk
+        self.record_text = outcome.record_text
         if outcome.record is None:
             pytest.skip("no run record on disk to regenerate from")
         if outcome.record.outcome == "error":

@@ -28,6 +28,7 @@ from pytest_scylla.records import (
     write_text_if_changed,
 )
 from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.results_layout import RunKey
 from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:
@@ -39,6 +40,34 @@ MANIFEST_FILE = "manifest.json"
 RECORD_ATTRIBUTE = "scylla_record"
 EXPERIMENT_FILE_ATTRIBUTE = "scylla_experiment_file"
 FROM_DISK_PROPERTY = "scylla_from_disk"
+# [experiment, tier, sub-test, run]: which run folder the record belongs in, known without
+# parsing it (a resume reports thousands of records the controller's disk already holds).
+RUN_KEY_ATTRIBUTE = "scylla_run_key"
+
+
+def reported_from_disk(report: pytest.TestReport) -> bool:
+    """Whether the run of this report was read from disk (nothing new was paid for)."""
+    return bool(dict(report.user_properties).get(FROM_DISK_PROPERTY, False))
+
+
+def reported_run_key(report: pytest.TestReport) -> RunKey | None:
+    value = getattr(report, RUN_KEY_ATTRIBUTE, None)
+    if isinstance(value, list | tuple) and len(value) == 4:
+        experiment_id, tier, subtest, run = value
+        if all(isinstance(part, str) for part in (experiment_id, tier, subtest)) and (
+            isinstance(run, int)
+        ):
+            return RunKey(experiment_id, tier, subtest, run)
+    return None
+
+
+def reported_experiment_id(report: pytest.TestReport) -> str | None:
+    """The experiment of the run a report carries, parsing its record only when needed."""
+    key = reported_run_key(report)
+    if key is not None:
+        return key.experiment_id
+    payload = getattr(report, RECORD_ATTRIBUTE, None)
+    return RunRecord.model_validate_json(payload).experiment_id if payload is not None else None
 
 
 def targets_experiments(config: pytest.Config) -> bool:
@@ -214,6 +243,12 @@ class ResultsCollector:
         payload = getattr(report, RECORD_ATTRIBUTE, None)
         if payload is None:
             return
+        unpacked_into = None
+        key = reported_run_key(report) if reported_from_disk(report) else None
+        if key is not None:
+            unpacked_into = self._unpack(report, key)
+            if self._already_here(report, key, payload):
+                return
         record = RunRecord.model_validate_json(payload)
         self.experiment_ids[record.experiment_id] = getattr(report, EXPERIMENT_FILE_ATTRIBUTE, "")
         from_disk = dict(report.user_properties).get(FROM_DISK_PROPERTY, False)
@@ -229,16 +264,45 @@ class ResultsCollector:
         folder = run_dir(
             self.settings.results_dir, record.experiment_id, record.tier, record.subtest, record.run
         )
-        payload = getattr(report, ARTIFACTS_ATTRIBUTE, None)
-        if isinstance(payload, str):
-            # The run's other files first: the record marks a complete run folder.
-            for problem in unpack_run(payload, folder).problems:
-                self._warn(problem)
+        if unpacked_into != folder:
+            self._unpack(report, RunKey.of(record))
         # A worker on another host has its own disk; on a shared disk this is a no-op.
         write_text_if_changed(folder / RUN_RECORD_FILE, dump_record(record))
         self.config.hook.pytest_scylla_run_finished(
             config=self.config, record=record, from_disk=from_disk
         )
+
+    def _unpack(self, report: pytest.TestReport, key: RunKey) -> Path:
+        """The run's files other than its record, into the run's folder (returned)."""
+        folder = run_dir(
+            self.settings.results_dir, key.experiment_id, key.tier, key.subtest, key.run
+        )
+        payload = getattr(report, ARTIFACTS_ATTRIBUTE, None)
+        if isinstance(payload, str):
+            # The run's other files first: the record marks a complete run folder.
+            for problem in unpack_run(payload, folder).problems:
+                self._warn(problem)
+        return folder
+
+    def _already_here(self, report: pytest.TestReport, key: RunKey, payload: str) -> bool:
+        """A run read from disk whose record this disk holds byte for byte (a shared results
+        folder, or no xdist at all): counted without parsing or writing it. Bytes, not
+        models: any other text, or no such file, takes the full path."""
+        folder = run_dir(
+            self.settings.results_dir, key.experiment_id, key.tier, key.subtest, key.run
+        )
+        try:
+            if (folder / RUN_RECORD_FILE).read_bytes() != payload.encode("utf-8"):
+                return False
+        except OSError:
+            return False
+        self.experiment_ids[key.experiment_id] = getattr(report, EXPERIMENT_FILE_ATTRIBUTE, "")
+        self.disk_runs += 1
+        hook = self.config.hook.pytest_scylla_run_finished
+        if hook.get_hookimpls():  # parsed only for a plugin that asks for the record
+            record = RunRecord.model_validate_json(payload)
+            hook(config=self.config, record=record, from_disk=True)
+        return True
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from pytest_scylla.results_layout import newer_schema_records
@@ -322,11 +386,26 @@ class ResultsCollector:
     def _aggregate(self, experiment_id: str) -> None:
         # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
         from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
+        from pytest_scylla.aggregate_inputs import (
+            AggregateInputs,
+            forget_inputs,
+            records_fingerprint,
+            save_inputs,
+            written_stamps,
+        )
         from pytest_scylla.ci_report import step_summary_markdown
         from pytest_scylla.report.files import experiment_files
         from pytest_scylla.results_layout import load_experiment_records, rewrite_derived_file
 
         experiment_dir = self.settings.results_dir / experiment_id
+        # Before reading: a record written meanwhile makes the next session aggregate again.
+        fingerprint = records_fingerprint(experiment_dir)
+        name = self._experiment_name(experiment_id)
+        if not self.settings.regenerate and self._reuse_aggregates(
+            experiment_dir, fingerprint, name
+        ):
+            return
+        forget_inputs(experiment_dir)
         loaded = load_experiment_records(experiment_dir)
         for damaged in loaded.damaged:
             self._warn(damaged)
@@ -337,19 +416,60 @@ class ResultsCollector:
             self._warn(warning)
         # report.md, report.html and the CSV exports (judges' reasoning included: redacted).
         rendered = {
-            name: self.redactor(text)
-            for name, text in experiment_files(
-                result, loaded.records, self._experiment_name(experiment_id)
-            ).items()
+            file_name: self.redactor(text)
+            for file_name, text in experiment_files(result, loaded.records, name).items()
         }
-        for name, text in rendered.items():
-            warning = rewrite_derived_file(experiment_dir / name, text)
+        for file_name, text in rendered.items():
+            warning = rewrite_derived_file(experiment_dir / file_name, text)
             if warning:
                 self._warn(warning)
         self.step_summaries.append(step_summary_markdown(rendered["report.md"], experiment_dir))
-        self._write_manifest(experiment_dir, loaded.records)
+        records = loaded.records
+        cli_versions = sorted(
+            {r.agent.cli_version for r in records if r.agent and r.agent.cli_version}
+        )
+        fixture_sha256 = sorted({r.fixture_sha256 for r in records if r.fixture_sha256})
+        self._write_manifest(experiment_dir, cli_versions, fixture_sha256)
         self.results[experiment_id] = result
         self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
+        if not loaded.damaged:  # damaged records are named again by every session
+            inputs = AggregateInputs(
+                plugin_version=pytest_scylla.__version__,
+                experiment_name=name,
+                records=fingerprint[0],
+                record_count=fingerprint[1],
+                written=written_stamps(experiment_dir, sorted(rendered)),
+                cli_versions=cli_versions,
+                fixture_sha256=fixture_sha256,
+            )
+            save_inputs(experiment_dir, inputs)
+
+    def _reuse_aggregates(
+        self, experiment_dir: Path, fingerprint: tuple[str, int], name: str
+    ) -> bool:
+        """Aggregates and reports built from exactly these record files are taken as they
+        are on disk (aggregate_inputs.py): the same records give the same bytes."""
+        from pytest_scylla.aggregate import AGGREGATE_FILE, ExperimentResult
+        from pytest_scylla.aggregate_inputs import current_inputs
+        from pytest_scylla.ci_report import step_summary_markdown
+
+        inputs = current_inputs(experiment_dir, fingerprint, pytest_scylla.__version__, name)
+        if inputs is None:
+            return False
+        try:
+            result = ExperimentResult.model_validate_json(
+                (experiment_dir / AGGREGATE_FILE).read_bytes()
+            )
+            report_markdown = (experiment_dir / "report.md").read_text("utf-8")
+        except (OSError, ValueError):
+            return False
+        for excluded in result.excluded_records:
+            self._warn(f"{experiment_dir / excluded}")
+        self.step_summaries.append(step_summary_markdown(report_markdown, experiment_dir))
+        self._write_manifest(experiment_dir, inputs.cli_versions, inputs.fixture_sha256)
+        self.results[result.experiment_id] = result
+        self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
+        return True
 
     def _warn(self, message: str) -> None:
         """Shown twice on purpose: in pytest's warnings summary and in our own section."""
@@ -370,7 +490,9 @@ class ResultsCollector:
         except Exception:  # a report should not fail over a display name
             return ""
 
-    def _write_manifest(self, experiment_dir: Path, records: list[RunRecord]) -> None:
+    def _write_manifest(
+        self, experiment_dir: Path, cli_versions: list[str], fixture_sha256: list[str]
+    ) -> None:
         manifest_file = experiment_dir / MANIFEST_FILE
         if experiment_dir.name in self.imported_ids:
             return  # no option of this session made these runs: upstream_import.json says what did
@@ -390,10 +512,8 @@ class ResultsCollector:
             model=self.settings.model,
             judge_models=self.settings.judge_models,
             sandbox=self.settings.sandbox,
-            cli_versions=sorted(
-                {r.agent.cli_version for r in records if r.agent and r.agent.cli_version}
-            ),
-            fixture_sha256=sorted({r.fixture_sha256 for r in records if r.fixture_sha256}),
+            cli_versions=cli_versions,
+            fixture_sha256=fixture_sha256,
             invocation=list(self.config.invocation_params.args),
         )
         atomic_write_json(experiment_dir / MANIFEST_FILE, manifest.redacted(self.redactor))

@@ -23,6 +23,7 @@ from pytest_scylla.controller import (
     EXPERIMENT_FILE_ATTRIBUTE,
     FROM_DISK_PROPERTY,
     RECORD_ATTRIBUTE,
+    RUN_KEY_ATTRIBUTE,
     ResultsCollector,
     preflight,
     targets_experiments,
@@ -250,9 +251,13 @@ def pytest_runtest_makereport(
     if not isinstance(item, RunItem):
         return report
     if call.when == "setup" and item.record is not None:
-        # The record rides in the report, so a worker on another host needs no shared disk.
-        setattr(report, RECORD_ATTRIBUTE, item.record.model_dump_json())
+        # The record rides in the report, so a worker on another host needs no shared disk;
+        # one reused from disk as its file's text, which the controller compares, not parses.
+        record = item.record
+        setattr(report, RECORD_ATTRIBUTE, item.record_text or record.model_dump_json())
         setattr(report, EXPERIMENT_FILE_ATTRIBUTE, str(item.experiment.test_file))
+        run_key = [record.experiment_id, record.tier, record.subtest, record.run]
+        setattr(report, RUN_KEY_ATTRIBUTE, run_key)
         report.user_properties.append((FROM_DISK_PROPERTY, item.from_disk))
         # Before the teardown report is made (junitxml writes its properties) and redacted.
         add_junit_properties(item, item.record)
@@ -266,6 +271,10 @@ def pytest_runtest_makereport(
         packed = pack_run(item.run_dir)
         if packed is not None:
             setattr(redacted, ARTIFACTS_ATTRIBUTE, packed.payload)
+    if call.when == "teardown":
+        # The item's last report is made. Records kept by 10,000 finished items would make
+        # every garbage collection (pytest forces five at the end) walk millions of objects.
+        item.record = item.record_text = None
     return redacted
 
 

@@ -106,15 +106,15 @@ class ProgressReporter:
         return max(1, round(self.tally.total * STEP_FRACTION))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from pytest_scylla.controller import FROM_DISK_PROPERTY, RECORD_ATTRIBUTE
+        from pytest_scylla.controller import RECORD_ATTRIBUTE, reported_from_disk
 
         if RUN_ID_MARK not in report.nodeid:
             return
         payload = getattr(report, RECORD_ATTRIBUTE, None)
-        if payload is not None:
+        # A run from disk cost this session nothing: its record is not parsed (a resume).
+        if payload is not None and not reported_from_disk(report):
             record = RunRecord.model_validate_json(payload)
-            from_disk = bool(dict(report.user_properties).get(FROM_DISK_PROPERTY, False))
-            agent, judges = session_spend(record, from_disk, self.settings.rejudge)
+            agent, judges = session_spend(record, False, self.settings.rejudge)
             self.tally.agent_usd += agent
             self.tally.judge_usd += judges
         tally = self.tally

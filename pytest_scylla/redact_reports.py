@@ -9,16 +9,28 @@ run item, so all of them see redacted text only, once, from one place.
 The traceback keeps its structure (the terminal's layout and colours, JUnit's message,
 the JSON report's crash entry): the report goes through pytest's own serialization, the
 one xdist uses, every string in it is redacted, and it is built back.
+
+That round trip costs milliseconds a report, and a resume of 10,000 finished runs makes
+30,000 reports whose strings hold nothing to hide (a node id, keywords, the record read
+from disk). `might_redact` tells, cheaply and conservatively, whether the redactor could
+change a text at all; a report in which nothing could change is handed on as it is.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import pytest
 
-from pytest_scylla.redact import REDACTED, Redactor, session_redactor
+from pytest_scylla.redact import (
+    MARKED_SECRETS,
+    REDACTED,
+    SECRET_SHAPES,
+    Redactor,
+    session_redactor,
+)
 
 _REDACTOR_KEY: pytest.StashKey[Redactor] = pytest.StashKey()
 # Attributes pytest-json-report keeps on the item and the report (its streams, log, metadata).
@@ -99,6 +111,8 @@ def redact_report(
     redacted value by value, so a redaction can never break the document.
     """
     redactor = report_redactor(config)
+    if not _report_might_redact(redactor, item, report, json_attributes):
+        return report  # the slow path below would hand back the same strings
     sections = item._report_sections  # pytest's own list; json-report reads it per stage
     sections[:] = [(when, key, redactor(content)) for when, key, content in sections]
     extra = getattr(item, JSON_REPORT_EXTRA, None)
@@ -131,3 +145,148 @@ def _redact_json_text(redactor: Redactor, text: str) -> str:
     except ValueError:
         return redactor(text)
     return json.dumps(redactor.tree(document))
+
+
+# ---- the fast path: could the redactor change anything at all? ------------------------------
+#
+# Redactor.__call__ changes a text only where (1) it holds a known secret, (2) a secret shape
+# matches, (3) a marked secret's word occurs (its pattern runs only then), or, for the
+# ReportRedactor, (4) it holds "..." and the first or last MIN_FRAGMENT_CHARS of a secret.
+# `might_redact` answers True whenever one of those holds, so a False is a proof that the
+# redactor hands the text back unchanged. Keep it in step with Redactor.__call__: the test
+# tests/test_resume_fast_path.py checks it against the redactor on every shape and marker.
+
+# JSON escapes under which a character can hide from a plain substring search.
+_HIDING_ESCAPES = ("\\u", "\\/")
+
+
+# The markers' words, flat: `any(map(text.__contains__, words))` runs in C.
+_LOWER_WORDS = tuple(
+    word for marked in MARKED_SECRETS if not marked.exact_words for word in marked.words
+)
+_EXACT_WORDS = tuple(
+    word for marked in MARKED_SECRETS if marked.exact_words for word in marked.words
+)
+
+
+def might_redact(redactor: Redactor, text: str) -> bool:
+    """Whether `redactor(text)` could differ from `text` (False: it certainly does not)."""
+    if any(map(text.__contains__, redactor.secrets)):
+        return True
+    if any(shape.search(text) for shape in SECRET_SHAPES):
+        return True
+    if any(map(text.__contains__, _EXACT_WORDS)):
+        return True
+    if any(map(text.lower().__contains__, _LOWER_WORDS)):
+        return True
+    if isinstance(redactor, ReportRedactor) and ELLIPSIS in text:
+        for secret in redactor.secrets:
+            if secret[:MIN_FRAGMENT_CHARS] in text or secret[-MIN_FRAGMENT_CHARS:] in text:
+                return True
+    return False
+
+
+def json_might_redact(redactor: Redactor, text: str) -> bool:
+    """Whether redacting the JSON document `text` value by value (keys included, as
+    `_redact_json_text` does) could change any string in it.
+
+    A string's characters appear in the document as they are, except those JSON escapes:
+    a quote becomes \\", and any character may be written \\uXXXX (or / as \\/). So a
+    document with \\u or \\/ escapes, or a secret that JSON would escape, always counts as
+    "might"; the markers' words are also looked for with their quotes escaped.
+    """
+    if any(escape in text for escape in _HIDING_ESCAPES):
+        return True
+    if any(json.dumps(secret)[1:-1] != secret for secret in redactor.secrets):
+        return True
+    if might_redact(redactor, text):
+        return True
+    if any(map(text.__contains__, _ESCAPED_EXACT_WORDS)):
+        return True
+    return any(map(text.lower().__contains__, _ESCAPED_LOWER_WORDS))
+
+
+# The words again as a JSON document spells them inside a string (a quote as \\").
+_ESCAPED_LOWER_WORDS = tuple(
+    json.dumps(word)[1:-1] for word in _LOWER_WORDS if json.dumps(word)[1:-1] != word
+)
+_ESCAPED_EXACT_WORDS = tuple(
+    json.dumps(word)[1:-1] for word in _EXACT_WORDS if json.dumps(word)[1:-1] != word
+)
+
+
+_PLAIN_TYPES = (int, float, bool, type(None))
+
+
+def _strings(value: Any) -> list[str] | None:
+    """Every string the report serialization would hand the redactor in `value`; None when
+    `value` holds something only the full serialization can turn into strings."""
+    found: list[str] = []
+    pending = [value]
+    while pending:
+        current = pending.pop()
+        kind = type(current)
+        if kind is str:
+            found.append(current)
+        elif kind in _PLAIN_TYPES:
+            continue
+        elif kind is dict:
+            pending.extend(current.keys())
+            pending.extend(current.values())
+        elif kind is list or kind is tuple:
+            pending.extend(current)
+        elif isinstance(current, str):
+            found.append(current)
+        elif isinstance(current, dict):
+            pending.extend(current.keys())
+            pending.extend(current.values())
+        elif isinstance(current, list | tuple):
+            pending.extend(current)
+        elif isinstance(current, os.PathLike):
+            found.append(os.fspath(current))
+        elif hasattr(current, "toterminal"):  # a traceback: serialized into many strings
+            return None
+        # Anything else (numbers, None, booleans, objects) the redactor leaves as it is.
+    return found
+
+
+def _value_might_redact(redactor: Redactor, value: Any) -> bool:
+    strings = _strings(value)
+    if strings is None:
+        return True
+    # One search over all of them: a match inside one string is a match in the joined text.
+    return might_redact(redactor, "\n".join(strings))
+
+
+# What every report of an item repeats: checked once per item, while it stays the same.
+_ITEM_FIELDS = ("nodeid", "location", "keywords")
+_ITEM_FIELDS_CHECKED: pytest.StashKey[tuple[tuple[Any, ...], bool]] = pytest.StashKey()
+
+
+def _report_might_redact(
+    redactor: Redactor,
+    item: pytest.Item,
+    report: pytest.TestReport,
+    json_attributes: tuple[str, ...],
+) -> bool:
+    """Whether redact_report could change anything in the report or on the item."""
+    for name in json_attributes:
+        document = getattr(report, name, None)
+        if isinstance(document, str) and json_might_redact(redactor, document):
+            return True
+    fields = report.__dict__
+    repeated = tuple(fields.get(name) for name in _ITEM_FIELDS)
+    checked = item.stash.get(_ITEM_FIELDS_CHECKED, None)
+    if checked is None or checked[0] != repeated:
+        checked = (repeated, _value_might_redact(redactor, repeated))
+        item.stash[_ITEM_FIELDS_CHECKED] = checked
+    if checked[1]:
+        return True
+    rest = [
+        value
+        for name, value in fields.items()
+        if name not in _ITEM_FIELDS and name not in json_attributes
+    ]
+    return _value_might_redact(
+        redactor, (rest, item._report_sections, getattr(item, JSON_REPORT_EXTRA, None))
+    )

@@ -51,7 +51,7 @@ class ScyllaSession:
 
     def executor(self) -> RunExecutor:
         if self._executor is None:
-            self._executor = RunExecutor(self._services())
+            self._executor = RunExecutor(self._services, self.settings)  # made on first need
         return self._executor
 
     def _services(self) -> SessionServices:

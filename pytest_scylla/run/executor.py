@@ -21,7 +21,7 @@ from pytest_scylla.records import (
     atomic_write_text,
     dump_record,
 )
-from pytest_scylla.results_layout import ERROR_LOG, load_run_record
+from pytest_scylla.results_layout import ERROR_LOG, read_run_record
 from pytest_scylla.run.agent_phase import run_agent_phase
 from pytest_scylla.run.judge_phase import finalize_outcome, run_judge_phase
 from pytest_scylla.run.plan import RunOutcome, RunPlan
@@ -31,6 +31,7 @@ from pytest_scylla.run.resume import archive_attempt, decide
 from pytest_scylla.run.services import SessionServices
 from pytest_scylla.run_settings import run_settings_for, with_judging
 from pytest_scylla.sandbox.base import SandboxError
+from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.workspace import WorkspaceError
 
 HARNESS_ERRORS = (WorkspaceError, SandboxError, OSError)
@@ -41,20 +42,42 @@ def now_iso() -> str:
 
 
 class RunExecutor:
-    def __init__(self, services: SessionServices) -> None:
-        self.services = services
-        self.settings = services.settings
+    def __init__(
+        self,
+        services: SessionServices | Callable[[], SessionServices],
+        settings: ScyllaSettings | None = None,
+    ) -> None:
+        """`services`, or what makes them on first need with the session's `settings`."""
+        if isinstance(services, SessionServices):
+            self._services: SessionServices | None = services
+            self.settings = services.settings
+        else:
+            if settings is None:
+                raise TypeError("RunExecutor needs the settings with a services factory")
+            self._services = None
+            self._make_services = services
+            self.settings = settings
+
+    @property
+    def services(self) -> SessionServices:
+        """Made on first need: a run reported from disk needs no sandbox, agent or judge,
+        and making them (the anthropic SDK's import, the sandbox probe) costs a second."""
+        if self._services is None:
+            self._services = self._make_services()
+        return self._services
 
     def execute(self, plan: RunPlan) -> RunOutcome:
         run_path = plan.run_dir(self.settings.results_dir)
         notes: list[str] = []
+        stored_text: str | None = None  # the file's text, when it says exactly `existing`
         try:
-            existing = load_run_record(run_path / RUN_RECORD_FILE, plan.key)
+            stored = read_run_record(run_path / RUN_RECORD_FILE, plan.key)
         except DamagedRecord as damaged:
             notes.append(str(damaged))
             existing = None
             damaged_file = True
         else:
+            existing, stored_text = stored.record, stored.text
             damaged_file = False
         if existing is None:
             try:
@@ -83,7 +106,8 @@ class RunExecutor:
             return RunOutcome(existing, from_disk=True, notes=notes)
         if decision == "reuse":
             assert existing is not None
-            return RunOutcome(existing, from_disk=True, notes=notes)
+            # The text goes on as it is: nobody parses and dumps a finished record again.
+            return RunOutcome(existing, from_disk=True, notes=notes, record_text=stored_text)
         if decision == "judge":
             assert existing is not None
             record = existing.model_copy(deep=True)

@@ -34,6 +34,8 @@ class RunOutcome:
     record: RunRecord | None  # None: --scylla-regenerate found nothing on disk
     from_disk: bool = False
     notes: list[str] = field(default_factory=list)
+    # The record file's text, for a finished run reported from disk as it is (not re-dumped).
+    record_text: str | None = None
 
 
 class JudgeRunner(Protocol):
