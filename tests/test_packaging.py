@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -66,13 +67,8 @@ def _clean_env() -> dict[str, str]:
     }
 
 
-@pytest.mark.docker
-def test_an_installed_wheel_runs_a_docker_session_outside_the_repository(
-    wheel: Path, tmp_path: Path
-) -> None:
-    require_images()
-    runner_before = docker.from_env(timeout=60).images.get(RUNNER_IMAGE).id
-
+def install_wheel(wheel: Path, tmp_path: Path) -> Path:
+    """A fresh venv holding the wheel (its dependencies seen from this environment); its python."""
     venv = tmp_path / "venv"
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
@@ -95,6 +91,16 @@ def test_an_installed_wheel_runs_a_docker_session_outside_the_repository(
     ]
     installed = subprocess.run(install, capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    return python
+
+
+@pytest.mark.docker
+def test_an_installed_wheel_runs_a_docker_session_outside_the_repository(
+    wheel: Path, tmp_path: Path
+) -> None:
+    require_images()
+    runner_before = docker.from_env(timeout=60).images.get(RUNNER_IMAGE).id
+    python = install_wheel(wheel, tmp_path)
 
     project = tmp_path / "project"
     shutil.copytree(ROOT / "experiments" / "test-001", project / "experiments" / "test-001")
@@ -108,7 +114,7 @@ def test_an_installed_wheel_runs_a_docker_session_outside_the_repository(
         check=True,
     )
     # The venv's copy, not the editable checkout this environment also has.
-    assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
+    assert Path(where.stdout.strip()).is_relative_to(python.parent.parent), where.stdout
 
     argv = [
         str(python),
@@ -149,3 +155,37 @@ def test_an_installed_wheel_runs_a_docker_session_outside_the_repository(
     (record_file,) = (project / "results").glob("test-001/T0/*/run-01/run_result.json")
     record = json.loads(record_file.read_text())
     assert record["outcome"] == "passed", record
+
+
+def readme_main_job() -> list[str]:
+    """The pytest part of the README's first set-up command, word for word."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (line,) = [line for line in readme.splitlines() if line.strip().startswith("pip install -e")]
+    _install, _, command = line.partition("&&")
+    words = shlex.split(command)
+    assert words[0] == "pytest", line
+    return words[1:]
+
+
+@pytest.mark.claude_cli
+def test_an_installed_wheel_runs_the_readme_main_job(wheel: Path, tmp_path: Path) -> None:
+    """The README's first command (the real Claude Code CLI against the scripted API) from the
+    installed wheel, in a folder that holds only the experiment."""
+    python = install_wheel(wheel, tmp_path)
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "experiments" / "test-001", project / "experiments" / "test-001")
+    env = {**_clean_env(), "TMPDIR": str(tmp_path)}
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN"):
+        env.pop(name, None)
+    argv = [str(python), "-m", "pytest", *readme_main_job(), "-p", "no:cacheprovider"]
+    session = subprocess.run(
+        argv, cwd=project, env=env, capture_output=True, text=True, timeout=900
+    )
+    output = session.stdout + session.stderr
+    assert session.returncode == 0, output[-4000:]
+    assert "INTERNALERROR" not in output
+    records = sorted((project / "results" / "test-001").glob("T*/*/run-*/run_result.json"))
+    assert records, output[-4000:]
+    outcomes = {json.loads(path.read_text())["outcome"] for path in records}
+    assert outcomes == {"passed"}, outcomes
+    assert (project / "results" / "test-001" / "report.html").is_file()
