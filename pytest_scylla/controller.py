@@ -420,9 +420,9 @@ class ResultsCollector:
             for file_name, text in experiment_files(result, loaded.records, name).items()
         }
         for file_name, text in rendered.items():
-            warning = rewrite_derived_file(experiment_dir / file_name, text)
-            if warning:
-                self._warn(warning)
+            problem = rewrite_derived_file(experiment_dir / file_name, text)
+            if problem:
+                self._warn(problem)
         self.step_summaries.append(step_summary_markdown(rendered["report.md"], experiment_dir))
         records = loaded.records
         cli_versions = sorted(
