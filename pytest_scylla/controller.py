@@ -247,7 +247,7 @@ class ResultsCollector:
         key = reported_run_key(report) if reported_from_disk(report) else None
         if key is not None:
             unpacked_into = self._unpack(report, key)
-            if self._already_here(report, key, payload):
+            if self._already_here(report, key, unpacked_into, payload):
                 return
         record = RunRecord.model_validate_json(payload)
         self.experiment_ids[record.experiment_id] = getattr(report, EXPERIMENT_FILE_ATTRIBUTE, "")
@@ -284,13 +284,12 @@ class ResultsCollector:
                 self._warn(problem)
         return folder
 
-    def _already_here(self, report: pytest.TestReport, key: RunKey, payload: str) -> bool:
+    def _already_here(
+        self, report: pytest.TestReport, key: RunKey, folder: Path, payload: str
+    ) -> bool:
         """A run read from disk whose record this disk holds byte for byte (a shared results
         folder, or no xdist at all): counted without parsing or writing it. Bytes, not
         models: any other text, or no such file, takes the full path."""
-        folder = run_dir(
-            self.settings.results_dir, key.experiment_id, key.tier, key.subtest, key.run
-        )
         try:
             if (folder / RUN_RECORD_FILE).read_bytes() != payload.encode("utf-8"):
                 return False

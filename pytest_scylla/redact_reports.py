@@ -167,23 +167,33 @@ _LOWER_WORDS = tuple(
 _EXACT_WORDS = tuple(
     word for marked in MARKED_SECRETS if marked.exact_words for word in marked.words
 )
+# The words again as a JSON document spells them inside a string (a quote as \\").
+_ESCAPED_LOWER_WORDS = tuple(
+    json.dumps(word)[1:-1] for word in _LOWER_WORDS if json.dumps(word)[1:-1] != word
+)
+_ESCAPED_EXACT_WORDS = tuple(
+    json.dumps(word)[1:-1] for word in _EXACT_WORDS if json.dumps(word)[1:-1] != word
+)
+
+Stems = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _by_stem(words: tuple[str, ...]) -> Stems:
+    """Words grouped by what is left without their closing quote: a text without the stem
+    holds none of them, and most texts hold few stems (a record, 10 kB, has "token")."""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        groups.setdefault(word.rstrip("\"'\\"), []).append(word)
+    return tuple((stem, tuple(group)) for stem, group in groups.items())
+
+
+_LOWER_STEMS = _by_stem(_LOWER_WORDS)
+_JSON_LOWER_STEMS = _by_stem(_LOWER_WORDS + _ESCAPED_LOWER_WORDS)
 
 
 def might_redact(redactor: Redactor, text: str) -> bool:
     """Whether `redactor(text)` could differ from `text` (False: it certainly does not)."""
-    if any(map(text.__contains__, redactor.secrets)):
-        return True
-    if any(shape.search(text) for shape in SECRET_SHAPES):
-        return True
-    if any(map(text.__contains__, _EXACT_WORDS)):
-        return True
-    if any(map(text.lower().__contains__, _LOWER_WORDS)):
-        return True
-    if isinstance(redactor, ReportRedactor) and ELLIPSIS in text:
-        for secret in redactor.secrets:
-            if secret[:MIN_FRAGMENT_CHARS] in text or secret[-MIN_FRAGMENT_CHARS:] in text:
-                return True
-    return False
+    return _might_change(redactor, text, _EXACT_WORDS, _LOWER_STEMS)
 
 
 def json_might_redact(redactor: Redactor, text: str) -> bool:
@@ -199,20 +209,27 @@ def json_might_redact(redactor: Redactor, text: str) -> bool:
         return True
     if any(json.dumps(secret)[1:-1] != secret for secret in redactor.secrets):
         return True
-    if might_redact(redactor, text):
-        return True
-    if any(map(text.__contains__, _ESCAPED_EXACT_WORDS)):
-        return True
-    return any(map(text.lower().__contains__, _ESCAPED_LOWER_WORDS))
+    return _might_change(redactor, text, _EXACT_WORDS + _ESCAPED_EXACT_WORDS, _JSON_LOWER_STEMS)
 
 
-# The words again as a JSON document spells them inside a string (a quote as \\").
-_ESCAPED_LOWER_WORDS = tuple(
-    json.dumps(word)[1:-1] for word in _LOWER_WORDS if json.dumps(word)[1:-1] != word
-)
-_ESCAPED_EXACT_WORDS = tuple(
-    json.dumps(word)[1:-1] for word in _EXACT_WORDS if json.dumps(word)[1:-1] != word
-)
+def _might_change(
+    redactor: Redactor, text: str, exact_words: tuple[str, ...], lower_stems: Stems
+) -> bool:
+    if any(map(text.__contains__, redactor.secrets)):
+        return True
+    if any(shape.search(text) for shape in SECRET_SHAPES):
+        return True
+    if any(map(text.__contains__, exact_words)):
+        return True
+    lowered = text.lower()
+    for stem, words in lower_stems:
+        if stem in lowered and any(map(lowered.__contains__, words)):
+            return True
+    if isinstance(redactor, ReportRedactor) and ELLIPSIS in text:
+        for secret in redactor.secrets:
+            if secret[:MIN_FRAGMENT_CHARS] in text or secret[-MIN_FRAGMENT_CHARS:] in text:
+                return True
+    return False
 
 
 _PLAIN_TYPES = (int, float, bool, type(None))
