@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from pytest_scylla.judges.check_batch import RawOutcome, read_tail, run_batch
 from pytest_scylla.records import CheckResult, ItemScore
 from pytest_scylla.redact import Redactor
 from pytest_scylla.sandbox.base import Sandbox
@@ -17,26 +18,22 @@ OUTPUT_TAIL_CHARS = 4000
 WORKSPACE_PLACEHOLDER = "<workspace>"
 
 
-def run_check(
-    sandbox: Sandbox,
-    name: str,
-    command: str,
-    *,
-    env: Mapping[str, str],
-    timeout_s: float,
-    redactor: Redactor,
+def tail_bytes(workspace: str) -> int:
+    """How many bytes of a command's output hold its last OUTPUT_TAIL_CHARS characters once
+    decoded and with the workspace path replaced (one character is at most 4 bytes of
+    UTF-8 or one undecodable byte; a replaced path shrinks to the placeholder); the margin
+    covers a character or a path cut at the start."""
+    path_bytes = len(workspace.encode())
+    per_char = max(4, -(-path_bytes // len(WORKSPACE_PLACEHOLDER)))
+    return OUTPUT_TAIL_CHARS * per_char + 2 * (path_bytes + 4)
+
+
+def _result(
+    sandbox: Sandbox, name: str, command: str, outcome: RawOutcome, redactor: Redactor
 ) -> CheckResult:
-    with tempfile.TemporaryDirectory(prefix="scylla-check-") as scratch:
-        stdout_path = Path(scratch) / "stdout"
-        stderr_path = Path(scratch) / "stderr"
-        outcome = sandbox.run(
-            ["bash", "-c", command],
-            env=env,
-            timeout_s=timeout_s,
-            stdout_path=stdout_path,
-            stderr_path=stderr_path,
-        )
-        output = stdout_path.read_text(errors="replace") + stderr_path.read_text(errors="replace")
+    output = outcome.stdout_tail.decode(errors="replace") + outcome.stderr_tail.decode(
+        errors="replace"
+    )
     return CheckResult(
         name=name,
         command=command,
@@ -51,6 +48,69 @@ def run_check(
     )
 
 
+def run_check(
+    sandbox: Sandbox,
+    name: str,
+    command: str,
+    *,
+    env: Mapping[str, str],
+    timeout_s: float,
+    redactor: Redactor,
+) -> CheckResult:
+    """One command in a sandbox process of its own."""
+    cap = tail_bytes(sandbox.paths.workspace)
+    with tempfile.TemporaryDirectory(prefix="scylla-check-") as scratch:
+        stdout_path = Path(scratch) / "stdout"
+        stderr_path = Path(scratch) / "stderr"
+        outcome = sandbox.run(
+            ["bash", "-c", command],
+            env=env,
+            timeout_s=timeout_s,
+            stdout_path=stdout_path,
+            stderr_path=stderr_path,
+        )
+        stderr_tail = read_tail(stderr_path, cap)
+        stdout_tail = read_tail(stdout_path, cap - len(stderr_tail))
+    raw = RawOutcome(
+        exit_code=outcome.exit_code,
+        timed_out=outcome.timed_out,
+        duration_s=outcome.duration_s,
+        stdout_tail=stdout_tail,
+        stderr_tail=stderr_tail,
+    )
+    return _result(sandbox, name, command, raw, redactor)
+
+
+def run_checks(
+    sandbox: Sandbox,
+    checks: Sequence[CheckCommand],
+    *,
+    env: Mapping[str, str],
+    redactor: Redactor,
+) -> list[CheckResult]:
+    """All checks in order: in one sandbox process when the runner can (check_batch.py),
+    else one process each."""
+    if not checks:
+        return []
+    batch = run_batch(sandbox, checks, env=env, tail_bytes=tail_bytes(sandbox.paths.workspace))
+    if batch is None:
+        return [
+            run_check(
+                sandbox,
+                check.name,
+                check.command,
+                env=env,
+                timeout_s=check.timeout_seconds,
+                redactor=redactor,
+            )
+            for check in checks
+        ]
+    return [
+        _result(sandbox, check.name, check.command, raw, redactor)
+        for check, raw in zip(checks, batch, strict=True)
+    ]
+
+
 def run_pipeline(
     sandbox: Sandbox,
     checks: list[CheckCommand],
@@ -58,16 +118,16 @@ def run_pipeline(
     env: Mapping[str, str],
     redactor: Redactor,
 ) -> list[CheckResult]:
+    return run_checks(sandbox, checks, env=env, redactor=redactor)
+
+
+def _rubric_checks(rubric: NormalizedRubric) -> list[CheckCommand]:
     return [
-        run_check(
-            sandbox,
-            check.name,
-            check.command,
-            env=env,
-            timeout_s=check.timeout_seconds,
-            redactor=redactor,
+        CheckCommand(
+            name=item.id, command=item.command, timeout_seconds=item.command_timeout_seconds
         )
-        for check in checks
+        for item in rubric.items()
+        if item.command is not None
     ]
 
 
@@ -78,15 +138,23 @@ def run_rubric_commands(
     env: Mapping[str, str],
     redactor: Redactor,
 ) -> dict[str, CheckResult]:
-    commands = [
-        CheckCommand(
-            name=item.id, command=item.command, timeout_seconds=item.command_timeout_seconds
-        )
-        for item in rubric.items()
-        if item.command is not None
-    ]
-    results = run_pipeline(sandbox, commands, env=env, redactor=redactor)
+    results = run_checks(sandbox, _rubric_checks(rubric), env=env, redactor=redactor)
     return {result.name: result for result in results}
+
+
+def run_after_checks(
+    sandbox: Sandbox,
+    checks: list[CheckCommand],
+    rubric: NormalizedRubric,
+    *,
+    env: Mapping[str, str],
+    redactor: Redactor,
+) -> tuple[list[CheckResult], dict[str, CheckResult]]:
+    """run_pipeline and run_rubric_commands in that order, in one sandbox process."""
+    rubric_checks = _rubric_checks(rubric)
+    results = run_checks(sandbox, [*checks, *rubric_checks], env=env, redactor=redactor)
+    after = results[: len(checks)]
+    return after, {result.name: result for result in results[len(checks) :]}
 
 
 def command_item_scores(
