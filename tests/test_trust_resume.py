@@ -62,7 +62,7 @@ def test_a_bug_in_a_run_is_its_error_record_and_the_rerun_keeps_that_attempt(
         raise RuntimeError(f"checks\nexploded near {SECRET}")
 
     with monkeypatch.context() as patch:
-        patch.setattr(agent_phase, "run_rubric_commands", broken)
+        patch.setattr(agent_phase, "run_after_checks", broken)
         first = pytester.runpytest(*args(experiment, results))
     first.assert_outcomes(errors=1)
     run_dir = the_run(results, "exp-bug")

@@ -14,7 +14,7 @@ from pathlib import Path
 from pytest_scylla.agents.base import PROMPT_FILE_NAME, AgentRequest, base_env
 from pytest_scylla.credentials import LoginFile, claude_code_credentials
 from pytest_scylla.harness_git import summarize_changes
-from pytest_scylla.judges.checks import run_pipeline, run_rubric_commands
+from pytest_scylla.judges.checks import run_after_checks, run_pipeline
 from pytest_scylla.kept_workspace import keep_workspace
 from pytest_scylla.records import (
     ChecksRecord,
@@ -134,11 +134,13 @@ def run_agent_phase(
             if not record.agent.finished:
                 return  # a harness or API failure: no workspace worth grading
             phase_started = time.monotonic()
-            checks.after = run_pipeline(
-                sandbox, experiment.spec.checks, env=check_env, redactor=services.redactor
-            )
-            checks.rubric_commands = run_rubric_commands(
-                sandbox, experiment.normalized_rubric, env=check_env, redactor=services.redactor
+            # One sandbox process for both: each costs bubblewrap's start or a docker exec.
+            checks.after, checks.rubric_commands = run_after_checks(
+                sandbox,
+                experiment.spec.checks,
+                experiment.normalized_rubric,
+                env=check_env,
+                redactor=services.redactor,
             )
             record.durations.checks_s = round(checks_s + time.monotonic() - phase_started, 3)
         finally:
