@@ -8,7 +8,12 @@ times, each in a fresh subprocess (pytest start-up included):
     pytest <results>/ --scylla-status                                    (status of a folder)
     pytest experiments/test-001 --runs 500 ...options...                   (plain resume)
 
-The resume must report every run from disk and ask the fake API nothing. With `--profile`
+The resume must report every run from disk and ask the fake API nothing. The synthetic tree
+has no aggregates yet, so the first resume (`resume_first`, run once) builds them and the
+reports; the later ones (`resume`) find every record as it was and reuse them, as a real
+resume of a finished study does. Each figure is wall time, the CPU time of the pytest
+process (user + system, from getrusage(RUSAGE_CHILDREN): far less sensitive to the other
+processes of a shared machine) and the 1-minute load average before it. With `--profile`
 the resume runs under cProfile and the top functions are printed.
 
     python benchmarks/bench_status.py [--runs 500] [--repeat 3] [--profile] [--json out.json]
@@ -20,11 +25,13 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -81,10 +88,22 @@ def write_tree(results: Path, runs: int, seed: int = 11) -> int:
     return written
 
 
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+@dataclass
+class Timing:
+    wall_s: float
+    cpu_s: float  # user + system of the child
+    load: float  # 1-minute load average before the run
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[Timing, subprocess.CompletedProcess[str]]:
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-    return time.perf_counter() - started, done
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(round(wall, 3), round(cpu, 3), round(load, 2)), done
 
 
 def main() -> None:
@@ -105,29 +124,41 @@ def main() -> None:
         commands = {
             "status": [*pytest, str(TEST_FILE.parent), *options, "--scylla-status"],
             "status_folder": [*pytest, str(results), "--scylla-status", "-p", "no:cacheprovider"],
+            "resume_first": [*pytest, str(TEST_FILE.parent), *options],
             "resume": [*pytest, str(TEST_FILE.parent), *options],
         }
         figures: dict[str, object] = {"records": records}
         with FakeMessagesAPI(never_called) as api:
             env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": FAKE_KEY}
             for name, argv in commands.items():
-                times = []
-                for _ in range(args.repeat):
-                    elapsed, done = timed(argv, env)
+                timings = []
+                for _ in range(1 if name == "resume_first" else args.repeat):
+                    timing, done = timed(argv, env)
                     if done.returncode not in (0, 1):
                         raise SystemExit(
                             f"{name} failed ({done.returncode}):\n{done.stdout[-3000:]}\n"
                             f"{done.stderr[-3000:]}"
                         )
-                    times.append(elapsed)
+                    timings.append(timing)
+                    if name.startswith("resume") and f"0 executed, {records} from disk" not in (
+                        done.stdout
+                    ):
+                        raise SystemExit(f"{name} did not report every run from disk")
                 last = done.stdout.strip().splitlines()
-                print(f"{name}: median {statistics.median(times):.2f} s  runs {times}")
+                walls = [timing.wall_s for timing in timings]
+                cpus = [timing.cpu_s for timing in timings]
+                print(
+                    f"{name}: median {statistics.median(walls):.2f} s wall, "
+                    f"{statistics.median(cpus):.2f} s CPU;  runs (wall, cpu, load) "
+                    f"{[(t.wall_s, t.cpu_s, t.load) for t in timings]}"
+                )
                 print("   ", last[-1] if last else "")
                 if name.startswith("status"):
                     plan = [line for line in last if "would execute" in line]
                     print("   ", plan[0] if plan else "(no plan line)")
-                figures[f"{name}_s"] = [round(t, 3) for t in times]
-                figures[f"{name}_median_s"] = round(statistics.median(times), 3)
+                figures[name] = [asdict(timing) for timing in timings]
+                figures[f"{name}_median_s"] = statistics.median(walls)
+                figures[f"{name}_median_cpu_s"] = statistics.median(cpus)
             if api.requests:
                 raise SystemExit(f"{len(api.requests)} requests reached the fake API")
             if args.profile:
