@@ -12,6 +12,7 @@ aggregate or report touched, makes it aggregate again. `--scylla-regenerate` alw
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+import pytest_scylla
 from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_json
 
 AGGREGATE_INPUTS_FILE = ".aggregate-inputs.json"
@@ -28,7 +30,7 @@ AGGREGATE_FILE = "result.json"  # results_layout.AGGREGATE_FILE (not imported: n
 class AggregateInputs(BaseModel):
     """`.aggregate-inputs.json`: what an experiment's aggregates and reports were built from."""
 
-    plugin_version: str
+    plugin_version: str  # builder_version(): the version and the sources' digest
     experiment_name: str
     records: str  # sha256 over each record file's relative path, size, mtime_ns and inode
     record_count: int
@@ -37,6 +39,18 @@ class AggregateInputs(BaseModel):
     # What the manifest takes from the records.
     cli_versions: list[str]
     fixture_sha256: list[str]
+
+
+@functools.cache  # the sources do not change while a session runs
+def builder_version() -> str:
+    """The plugin version and a digest of the package's own sources: a development checkout
+    whose aggregation or reports changed (same version number) must not reuse old ones."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(str(source.relative_to(package)).encode())
+        digest.update(source.read_bytes())
+    return f"{pytest_scylla.__version__}+{digest.hexdigest()[:16]}"
 
 
 def records_fingerprint(experiment_dir: Path) -> tuple[str, int]:

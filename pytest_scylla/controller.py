@@ -387,6 +387,7 @@ class ResultsCollector:
         from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
         from pytest_scylla.aggregate_inputs import (
             AggregateInputs,
+            builder_version,
             forget_inputs,
             records_fingerprint,
             save_inputs,
@@ -433,7 +434,7 @@ class ResultsCollector:
         self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
         if not loaded.damaged:  # damaged records are named again by every session
             inputs = AggregateInputs(
-                plugin_version=pytest_scylla.__version__,
+                plugin_version=builder_version(),
                 experiment_name=name,
                 records=fingerprint[0],
                 record_count=fingerprint[1],
@@ -449,10 +450,10 @@ class ResultsCollector:
         """Aggregates and reports built from exactly these record files are taken as they
         are on disk (aggregate_inputs.py): the same records give the same bytes."""
         from pytest_scylla.aggregate import AGGREGATE_FILE, ExperimentResult
-        from pytest_scylla.aggregate_inputs import current_inputs
+        from pytest_scylla.aggregate_inputs import builder_version, current_inputs
         from pytest_scylla.ci_report import step_summary_markdown
 
-        inputs = current_inputs(experiment_dir, fingerprint, pytest_scylla.__version__, name)
+        inputs = current_inputs(experiment_dir, fingerprint, builder_version(), name)
         if inputs is None:
             return False
         try:

@@ -14,8 +14,12 @@ from experiment_factory import write_experiment
 
 from pytest_scylla.aggregate_inputs import (
     AGGREGATE_INPUTS_FILE,
+    AggregateInputs,
+    builder_version,
     current_inputs,
     records_fingerprint,
+    save_inputs,
+    written_stamps,
 )
 from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text
 from pytest_scylla.redact import REDACTED
@@ -173,6 +177,25 @@ def test_aggregates_are_not_current_after_any_record_or_report_change(tmp_path: 
     assert records_fingerprint(folder)[1] == 1
     # Nothing stored yet: never current.
     assert current_inputs(folder, records_fingerprint(folder), "1", "name") is None
+    atomic_write_text(folder / "result.json", "{}\n")
+    atomic_write_text(folder / "report.md", "# report\n")
+    fingerprint = records_fingerprint(folder)
+    inputs = AggregateInputs(
+        plugin_version=builder_version(),
+        experiment_name="name",
+        records=fingerprint[0],
+        record_count=fingerprint[1],
+        written=written_stamps(folder, ["report.md"]),
+        cli_versions=[],
+        fixture_sha256=[],
+    )
+    save_inputs(folder, inputs)
+    assert current_inputs(folder, fingerprint, builder_version(), "name") == inputs
+    # Another build of the plugin, another experiment name, or a touched report: rebuilt.
+    assert current_inputs(folder, fingerprint, "0.0.0+other", "name") is None
+    assert current_inputs(folder, fingerprint, builder_version(), "renamed") is None
+    os.utime(folder / "report.md", ns=(5, 5))
+    assert current_inputs(folder, fingerprint, builder_version(), "name") is None
 
 
 def test_a_record_holding_a_secret_known_only_now_is_redacted_on_resume(
