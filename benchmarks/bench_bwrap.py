@@ -1,5 +1,7 @@
 """What bubblewrap costs one local process: ``LocalSandbox.run`` of ``true`` and of a
 Python check, plain against isolated, with and without output streaming (a redactor).
+Also a run's checks (experiments/test-001: the after-check and the rubric commands) one
+process each against one process for all (``judges/check_batch.py``).
 Run: ``python benchmarks/bench_bwrap.py`` (issue 10's target: bubblewrap adds <= 20 ms per
 run; bench_harness.py's bwrap_overhead measures the same per item of a nop session).
 
@@ -14,9 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_scylla.judges.checks import run_check, run_checks
 from pytest_scylla.redact import Redactor
 from pytest_scylla.sandbox.base import RunDirs
 from pytest_scylla.sandbox.local import Isolation, LocalSandbox, LocalSandboxFactory
+from pytest_scylla.spec.experiment import CheckCommand
+from pytest_scylla.spec.load_experiment import load_experiment
+
+EXPERIMENT = Path(__file__).resolve().parents[1] / "experiments" / "test-001"
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 COMMANDS = {
@@ -71,5 +78,57 @@ def main(rounds: int = 40) -> None:
                 )
 
 
+def _test_001_checks() -> list[CheckCommand]:
+    experiment = load_experiment(EXPERIMENT / "test.yaml")
+    rubric = [
+        CheckCommand(
+            name=item.id, command=item.command, timeout_seconds=item.command_timeout_seconds
+        )
+        for item in experiment.normalized_rubric.items()
+        if item.command is not None
+    ]
+    return [*experiment.spec.checks, *rubric]
+
+
+def _checks_once(sandbox: LocalSandbox, checks: list[CheckCommand], batch: bool) -> float:
+    env = {**ENV, "HOME": sandbox.paths.home, "TMPDIR": f"{sandbox.paths.home}/tmp"}
+    redactor = Redactor([])
+    started = time.perf_counter()
+    if batch:
+        run_checks(sandbox, checks, env=env, redactor=redactor)
+    else:
+        for check in checks:
+            run_check(
+                sandbox,
+                check.name,
+                check.command,
+                env=env,
+                timeout_s=check.timeout_seconds,
+                redactor=redactor,
+            )
+    return time.perf_counter() - started
+
+
+def checks_of_a_run(rounds: int = 15) -> None:
+    checks = _test_001_checks()
+    with tempfile.TemporaryDirectory(prefix="scylla-bench-checks-") as scratch:
+        root = Path(scratch)
+        sandboxes = {kind: _open(root, kind) for kind in ("none", "bwrap")}
+        times: dict[tuple[str, bool], list[float]] = {
+            (kind, batch): [] for kind in sandboxes for batch in (False, True)
+        }
+        for _ in range(rounds):
+            for (kind, batch), spent in times.items():
+                spent.append(_checks_once(sandboxes[kind], checks, batch))
+    for batch in (False, True):
+        plain, isolated = (statistics.median(times[(k, batch)]) * 1000 for k in sandboxes)
+        how = "one process for all" if batch else "one process each"
+        print(
+            f"test-001's {len(checks)} checks, {how:19} median: plain {plain:6.1f} ms, "
+            f"bubblewrap {isolated:6.1f} ms ({isolated - plain:+.1f} ms per run)"
+        )
+
+
 if __name__ == "__main__":
     main()
+    checks_of_a_run()
