@@ -163,13 +163,15 @@ class ScyllaSettings(BaseModel):
         Flag("--sandbox", "where the agent runs: local (default), docker, or a plugin's", "NAME"),
     ] = "local"
     docker_network: Annotated[
-        Literal["none", "host", "bridge"],
+        Literal["auto", "none", "host", "bridge"],
         Flag(
             "--docker-network",
-            "container network (default bridge; never creates a network)",
-            argparse={"choices": ["none", "host", "bridge"]},
+            "container network: auto (default: none, unless the claude-code agent must reach "
+            "the API: host for one on loopback, else bridge), none, host or bridge; never "
+            "creates a network",
+            argparse={"choices": ["auto", "none", "host", "bridge"]},
         ),
-    ] = "bridge"
+    ] = "auto"
     docker_memory: Annotated[
         str, Flag("--docker-memory", "container memory limit (default 4g)", "SIZE")
     ] = "4g"

@@ -596,7 +596,7 @@ class DockerSandboxFactory:
             except docker.errors.NotFound:
                 return (
                     "docker has no default 'bridge' network (dockerd --bridge=none): "
-                    "use --scylla-docker-network none or host"
+                    "use --docker-network none or host"
                 )
         return None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,7 +25,7 @@ def docker_settings(settings: ScyllaSettings) -> DockerSettings:
 
     try:
         return DockerSettings(
-            network=settings.docker_network,
+            network=container_network(settings),
             memory=settings.docker_memory,
             cpus=settings.docker_cpus,
             pids=settings.docker_pids,
@@ -35,6 +37,23 @@ def docker_settings(settings: ScyllaSettings) -> DockerSettings:
             f"--docker-{'-'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors()
         )
         raise pytest.UsageError(f"pytest-scylla: {problems}") from None
+
+
+def container_network(settings: ScyllaSettings) -> Literal["none", "host", "bridge"]:
+    """``auto``: no network unless the agent must reach the API (DESIGN section 8).
+
+    Only the claude-code agent is known to call the API; it gets the host's network when
+    the API is on loopback (a fake API, a local proxy: a container's own loopback is not the
+    host's), else docker's default bridge. Any other agent gets none: pass
+    ``--docker-network`` to give one more.
+    """
+    if settings.docker_network != "auto":
+        return settings.docker_network
+    if settings.agent != "claude-code" or settings.rejudge:
+        return "none"
+    host = urlsplit(os.environ.get("ANTHROPIC_BASE_URL", "")).hostname or ""
+    loopback = host == "localhost" or host.startswith("127.") or host == "::1"
+    return "host" if loopback else "bridge"
 
 
 def login_is_the_credential() -> bool:
