@@ -27,7 +27,7 @@ from pytest_scylla.records import (
     run_dir,
     write_text_if_changed,
 )
-from pytest_scylla.redact import Redactor, secrets_from_env
+from pytest_scylla.redact import Redactor, session_redactor
 from pytest_scylla.results_layout import RunKey
 from pytest_scylla.settings import ScyllaSettings
 
@@ -234,7 +234,8 @@ class ResultsCollector:
         self.judgments_cached = 0
         self.results: dict[str, ExperimentResult] = {}
         self.notes: list[str] = []  # damaged files and left-out records, for the summary
-        self.redactor = Redactor(secrets_from_env())
+        # The Claude login's tokens too: a report or manifest must not carry them either.
+        self.redactor = session_redactor()
         self.step_summaries: list[str] = []  # Markdown for GITHUB_STEP_SUMMARY, per experiment
         self.imported_only = False  # --scylla-import-upstream with nothing else to run
         self.imported_ids: set[str] = set()  # experiments this session imported from upstream

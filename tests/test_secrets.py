@@ -361,6 +361,32 @@ def test_manifest_and_run_files_hold_no_key_from_the_command_line(
     assert not any(secret in "\n".join(result.outlines) for secret in secrets)
 
 
+def test_the_manifest_hides_the_claude_login_token(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The controller's redactor knew only secret-named variables: a Claude login token
+    pasted into a command template reached manifest.json."""
+    config_dir = tmp_path / "claude-config"
+    config_dir.mkdir()
+    token = f"oat{random_tail()}"  # no secret shape: only the login file makes it a secret
+    credentials = {"claudeAiOauth": {"accessToken": token, "refreshToken": f"rt-{random_tail()}"}}
+    (config_dir / ".credentials.json").write_text(json.dumps(credentials))
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config_dir))
+    plain = token
+    experiment = write_experiment(pytester.path, "exp-login")
+    results = pytester.path / "results"
+    result = pytester.runpytest(
+        str(experiment), "--runs", "1", "--max-subtests", "1", "--agent", "command",
+        f"--agent-command=true {plain} {{prompt_file}}", "--results-dir", str(results),
+        *OFFLINE,
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    manifest_text = (results / "exp-login" / "manifest.json").read_text()
+    assert "--agent-command=" in manifest_text
+    assert plain not in manifest_text
+    assert files_holding(results, plain) == []
+
+
 @pytest.mark.slow
 def test_judges_work_when_the_session_fake_api_meets_an_auth_token(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
