@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import threading
 import time
@@ -235,6 +236,32 @@ def test_panel_turns_a_crashing_judge_into_a_failed_record(tmp_path: Path) -> No
     [record] = panel.run(make_input(), JUDGED, tmp_path, [])
     assert record.status == "failed" and "RuntimeError" in (record.error or "")
     assert KEY not in (record.error or "")
+
+
+def test_ctrl_c_does_not_wait_for_a_judge_in_backoff(tmp_path: Path) -> None:
+    """A judge sleeping through its retries (minutes of backoff) held Ctrl-C and SIGTERM
+    until it gave up: the panel waited for its thread pool."""
+    released = threading.Event()
+
+    class Waiting:
+        model = "waiting"
+
+        def judge(self, *args: object) -> JudgeRecord:
+            released.wait(60)  # a backoff sleep
+            return JudgeRecord(model="waiting", status="failed", error="gave up")
+
+    panel = JudgePanel(["waiting"], lambda model: Waiting())
+    timer = threading.Timer(0.3, _thread.interrupt_main)
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            panel.run(make_input(), JUDGED, tmp_path, [])
+        waited = time.monotonic() - started
+    finally:
+        released.set()
+        timer.cancel()
+    assert waited < 10, waited
 
 
 # --- credentials: one per client, as the SDK reads the environment

@@ -5,15 +5,18 @@ Re-use rules (design section 6):
 - `rejudge=True`: every judge runs again, or only `only_models` when given
   (`--scylla-rejudge --add-judge M`), the others keep their existing records.
 Judge model names must be unique within a panel: a judge's directory and record are keyed
-by its model. Judges are I/O bound (waiting on the API), so a small thread pool runs them
-concurrently; the shared backoff still paces the requests.
+by its model. Judges are I/O bound (waiting on the API), so a few threads run them
+concurrently; the shared backoff still paces the requests. The threads are daemons and the
+caller waits for them in short joins: Ctrl-C (or SIGTERM) reaches the session at once, not
+after a judge's retries have run out (minutes of backoff), and a judge still waiting then
+dies with the process; its run is recorded as interrupted and judged by the next session.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_scylla.judges.llm import Judge
@@ -24,6 +27,7 @@ from pytest_scylla.spec.rubric import NormalizedItem
 
 DEFAULT_MAX_WORKERS = 4
 MAX_ERROR_CHARS = 300
+_JOIN_SLICE_S = 0.2  # how long the caller waits between chances for Ctrl-C to arrive
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
 
@@ -70,17 +74,17 @@ class JudgePanel:
             if wanted:
                 to_run.append(model)
 
-        fresh: dict[str, JudgeRecord] = {}
-        if to_run:
-            workers = max(1, min(self.max_workers, len(to_run)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
-                futures = {
-                    model: pool.submit(
-                        self._run_one, model, judge_input, items, judges_dir / judge_dir_name(model)
+        fresh = run_in_daemon_threads(
+            {
+                model: (
+                    lambda model=model: self._run_one(  # type: ignore[misc]
+                        model, judge_input, items, judges_dir / judge_dir_name(model)
                     )
-                    for model in to_run
-                }
-                fresh = {model: future.result() for model, future in futures.items()}
+                )
+                for model in to_run
+            },
+            max_workers=self.max_workers,
+        )
 
         records: list[JudgeRecord] = []
         for model in models:
@@ -104,3 +108,43 @@ class JudgePanel:
                 status="failed",
                 error=f"judge crashed: {error.__class__.__name__}: {message}",
             )
+
+
+def run_in_daemon_threads(
+    calls: dict[str, Callable[[], JudgeRecord]], *, max_workers: int
+) -> dict[str, JudgeRecord]:
+    """Each call's result by name, at most max_workers at a time, in daemon threads.
+
+    A call that dies of something other than an Exception (``_run_one`` turns those into
+    failed records) leaves no result: its name is missing from the answer, and the run stays
+    unjudged by that model. The caller joins in slices, so a KeyboardInterrupt raised in the
+    main thread stops the wait at once.
+    """
+    pending = list(calls.items())
+    results: dict[str, JudgeRecord] = {}
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending:
+                    return
+                name, call = pending.pop(0)
+            result = call()
+            with lock:
+                results[name] = result
+
+    threads = (
+        [
+            threading.Thread(target=worker, name=f"judge-{index}", daemon=True)
+            for index in range(max(1, min(max_workers, len(calls))))
+        ]
+        if calls
+        else []
+    )
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(_JOIN_SLICE_S)
+    return results
