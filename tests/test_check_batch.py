@@ -128,7 +128,7 @@ def test_batch_gives_the_results_of_one_process_per_check(box: CountingSandbox) 
     ]
     env = _env(box)
     batch = run_checks(box, checks, env=env, redactor=Redactor([SECRET]))
-    assert len(box.argvs) == 1 and box.argvs[0][0] == "python3"
+    assert len(box.argvs) == 1 and box.argvs[0][3] == check_batch.RUNNER_SOURCE
     by_name = {result.name: result for result in batch}
     assert [by_name[name].exit_code for name in ("ok", "fails", "missing")] == [0, 1, 127]
     assert by_name["paths"].output_tail == f"in <workspace>\nkey {REDACTED}\n"
@@ -233,7 +233,8 @@ def test_a_symlinked_scratch_folder_is_refused_and_the_checks_run_one_by_one(
     checks = [_check("a", "exit 2"), _check("b", "echo fine")]
     env = {"PATH": PATH, "HOME": str(dirs.home), "LANG": "C.UTF-8"}
     results = run_checks(sandbox, checks, env=env, redactor=Redactor([]))
-    assert [argv[0] for argv in sandbox.argvs] == ["python3", "bash", "bash"]
+    assert [argv[2] for argv in sandbox.argvs][1:] == ["exit 2", "echo fine"]
+    assert len(sandbox.argvs) == 3
     assert [(r.exit_code, r.output_tail) for r in results] == [(2, ""), (0, "fine\n")]
     assert list(outside.iterdir()) == []
 
@@ -250,8 +251,9 @@ def test_read_tail_never_follows_a_symlink(tmp_path: Path) -> None:
 @pytest.mark.parametrize("isolation", ["none", "bwrap"])
 @pytest.mark.parametrize("python3", [None, "#!/bin/sh\necho not-json\n", "#!/bin/sh\nexit 0\n"])
 def test_no_python3_or_a_garbled_answer_falls_back_to_one_by_one(
-    tmp_path: Path, isolation: str, python3: str | None
+    tmp_path: Path, isolation: str, python3: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(check_batch, "RUNNER_PYTHONS", ())  # only PATH's python3
     if isolation == "bwrap" and bwrap_problem() is not None:
         pytest.skip(str(bwrap_problem()))
     tools = tmp_path / "tools"
@@ -266,5 +268,5 @@ def test_no_python3_or_a_garbled_answer_falls_back_to_one_by_one(
     results = run_checks(
         sandbox, [_check("a", "exit 5"), _check("b", "true")], env=env, redactor=Redactor([])
     )
-    assert [argv[0] for argv in sandbox.argvs][-2:] == ["bash", "bash"]
+    assert [argv[2] for argv in sandbox.argvs][-2:] == ["exit 5", "true"]
     assert [result.exit_code for result in results] == [5, 0]

@@ -32,6 +32,20 @@ RUNNER_SOURCE = (Path(__file__).parent / "check_batch_runner.py").read_text(enco
 MARGIN_S = 10.0
 # One argument may not exceed this (Linux's MAX_ARG_STRLEN is 128 KiB).
 MAX_SPEC_BYTES = 100_000
+# The system's python3 first: PATH's may be a version manager's shim (pyenv's is a bash
+# script that costs more than bubblewrap itself) or a folder the agent could write.
+# -I: no PYTHON* variable, no user site and no module from the workspace (the agent's) is
+# used by the runner; -S: no site import, a faster start.
+RUNNER_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
+
+
+def _start_runner() -> str:
+    """The bash script that starts the runner (its source "$0", its spec "$1")."""
+    candidates = " ".join([*RUNNER_PYTHONS, '"$(command -v python3)"'])
+    return (
+        f"for python in {candidates}; do "
+        'if [ -x "$python" ]; then exec "$python" -I -S -c "$0" "$1"; fi; done; exit 127'
+    )
 
 
 @dataclass(frozen=True)
@@ -100,16 +114,14 @@ def run_batch(
         stdout_path = Path(scratch) / "stdout"
         try:
             outcome = sandbox.run(
-                # -I: no PYTHON* variable, no user site and no module from the workspace
-                # (the agent's) is used by the runner; -S: no site import, a faster start.
-                ["python3", "-I", "-S", "-c", RUNNER_SOURCE, spec],
+                ["bash", "-c", _start_runner(), RUNNER_SOURCE, spec],
                 env=env,
                 timeout_s=timeout_s,
                 stdout_path=stdout_path,
                 stderr_path=Path(scratch) / "stderr",
             )
         except SandboxError:
-            return None  # no python3 in the sandbox's PATH, for one
+            return None  # no bash in the sandbox's PATH: neither would run_check work
         if outcome.exit_code != 0:
             return None
         raw = read_tail(stdout_path, answer_cap + 1)
