@@ -32,17 +32,15 @@ from pytest_scylla.run_settings import RunSettings
 from pytest_scylla.settings import NO_JUDGE, ScyllaSettings
 from pytest_scylla.spec.catalogue import ResolvedSubTest, catalogue_layers, load_catalogue
 from pytest_scylla.spec.errors import SpecError
-from pytest_scylla.spec.experiment import ExperimentConfig, ExperimentSpec, SourceSpec
-from pytest_scylla.spec.load_experiment import Experiment
-from pytest_scylla.spec.loading import confined_path, parse_model, read_confined_text
-from pytest_scylla.spec.rubric import Rubric
+from pytest_scylla.spec.experiment import ExperimentSpec, SourceSpec
+from pytest_scylla.spec.load_experiment import CONFIG_FILE, Experiment, read_judging_files
+from pytest_scylla.spec.loading import confined_path, parse_model
 from pytest_scylla.spec.subtest import ResourcesSpec, SubTestSpec
 
 MANIFEST_FILE = "manifest.json"  # the controller's session manifest (controller.MANIFEST_FILE)
 SNAPSHOT_DIR = "experiment"
 # Marks a snapshot folder: its test.yaml is never collected as an experiment to run.
 SNAPSHOT_MARKER = ".scylla-snapshot"
-CONFIG_FILE = "config.yaml"
 _RUN_DIR = re.compile(r"^run-(\d+)$")
 _TIER_DIR = re.compile(r"^T[0-6]$")
 
@@ -91,35 +89,16 @@ def load_snapshot(results_folder: Path, fixture_hash: str) -> Experiment:
     spec = parse_model(test_file, ExperimentSpec)
     # The repository and the solution were never copied: no agent runs from a results folder.
     spec = spec.model_copy(update={"source": SourceSpec(), "solution": None, "dry_run": None})
-    config_file = directory / CONFIG_FILE
-    config = (
-        parse_model(config_file, ExperimentConfig) if config_file.is_file() else ExperimentConfig()
-    )
-    _, prompt = read_confined_text(
-        directory, spec.task.prompt_file, source_file=test_file, field="task.prompt_file"
-    )
-    _, criteria = read_confined_text(
-        directory,
-        spec.validation.criteria_file,
-        source_file=test_file,
-        field="validation.criteria_file",
-    )
-    rubric_file = confined_path(
-        directory,
-        spec.validation.rubric_file,
-        source_file=test_file,
-        field="validation.rubric_file",
-    )
-    rubric = parse_model(rubric_file, Rubric)
+    judging = read_judging_files(directory, spec, test_file)
     return Experiment(
         directory=directory,
         test_file=test_file,
         spec=spec,
-        config=config,
-        prompt=prompt,
-        criteria=criteria,
-        rubric=rubric,
-        normalized_rubric=rubric.normalized(),
+        config=judging.config,
+        prompt=judging.prompt,
+        criteria=judging.criteria,
+        rubric=judging.rubric,
+        normalized_rubric=judging.rubric.normalized(),
         source_dir=None,
         solution=None,
         dry_run_script=None,

@@ -19,6 +19,7 @@ from pytest_scylla.spec.loading import (
 from pytest_scylla.spec.rubric import DEFAULT_PASS_THRESHOLD, NormalizedRubric, Rubric
 
 DEFAULT_DRY_RUN_FILE = "dry-run.yaml"
+CONFIG_FILE = "config.yaml"
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,26 @@ class Experiment:
         return DEFAULT_PASS_THRESHOLD
 
 
-def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Experiment:
-    directory = test_file.parent
-    spec = parse_model(test_file, ExperimentSpec)
-    config_file = directory / "config.yaml"
+@dataclass(frozen=True)
+class JudgingFiles:
+    """What a judge reads of an experiment (an experiment directory or its saved copy)."""
+
+    config_file: Path  # may not exist: config.yaml is optional
+    config: ExperimentConfig
+    prompt_file: Path
+    prompt: str
+    criteria_file: Path
+    criteria: str
+    rubric_file: Path
+    rubric: Rubric
+
+
+def read_judging_files(directory: Path, spec: ExperimentSpec, test_file: Path) -> JudgingFiles:
+    """config.yaml, the prompt, the criteria and the rubric, each confined to directory."""
+    config_file = directory / CONFIG_FILE
     config = (
         parse_model(config_file, ExperimentConfig) if config_file.is_file() else ExperimentConfig()
     )
-
     prompt_file, prompt = read_confined_text(
         directory, spec.task.prompt_file, source_file=test_file, field="task.prompt_file"
     )
@@ -89,6 +102,19 @@ def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Exp
             [("validation.rubric_file", f"{spec.validation.rubric_file!r} does not exist")],
         )
     rubric = parse_model(rubric_file, Rubric)
+    return JudgingFiles(
+        config_file, config, prompt_file, prompt, criteria_file, criteria, rubric_file, rubric
+    )
+
+
+def load_experiment(test_file: Path, extra_tiers_dir: Path | None = None) -> Experiment:
+    directory = test_file.parent
+    spec = parse_model(test_file, ExperimentSpec)
+    judging = read_judging_files(directory, spec, test_file)
+    config_file, config = judging.config_file, judging.config
+    prompt_file, prompt = judging.prompt_file, judging.prompt
+    criteria_file, criteria = judging.criteria_file, judging.criteria
+    rubric_file, rubric = judging.rubric_file, judging.rubric
 
     source_dir = None
     if spec.source.path is not None:
