@@ -46,6 +46,7 @@ from pytest_scylla.judges.llm import (
     PROMPT_FILE,
     RESPONSE_FILE,
     InvalidAnswer,
+    answered_record,
     validate_answer,
 )
 from pytest_scylla.judges.prompt import (
@@ -57,7 +58,6 @@ from pytest_scylla.judges.prompt import (
 )
 from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import (
-    ItemJudgment,
     JudgeRecord,
     TokenUsage,
     atomic_write_json,
@@ -292,17 +292,13 @@ class CliJudge:
                     f"complete and corrected, through the {STRUCTURED_OUTPUT_TOOL} tool."
                 )
                 continue
-            return JudgeRecord(
-                model=self.model,
-                status="ok",
-                items={
-                    a.item_id: ItemJudgment(achieved=a.achieved, reason=self.redactor(a.reason))
-                    for a in answer.items
-                },
-                overall_reasoning=self.redactor(answer.overall_reasoning),
+            return answered_record(
+                self.model,
+                answer,
+                self.redactor,
                 tokens=tokens,
-                cost_usd=self._cost(tokens, cli_cost),
                 attempts=attempt,
+                cost_usd=self._cost(tokens, cli_cost),
             )
         reason = f"invalid answer after {self.max_attempts} attempts: {problem}"
         return self._failed(tokens, self.max_attempts, reason, log, cli_cost=cli_cost)

@@ -90,6 +90,31 @@ class JudgeResponseLog(BaseModel):
     api_error: str | None = None
 
 
+def answered_record(
+    model: str,
+    answer: JudgeAnswer,
+    redactor: Redactor,
+    *,
+    tokens: TokenUsage,
+    attempts: int,
+    cost_usd: float = 0.0,
+) -> JudgeRecord:
+    """The ok record of a validated answer, whichever backend asked (API or CLI)."""
+    return JudgeRecord(
+        model=model,
+        status="ok",
+        items={
+            # Redacted before the record can reach the judge cache or the disk.
+            a.item_id: ItemJudgment(achieved=a.achieved, reason=redactor(a.reason))
+            for a in answer.items
+        },
+        overall_reasoning=redactor(answer.overall_reasoning),
+        tokens=tokens,
+        cost_usd=cost_usd,
+        attempts=attempts,
+    )
+
+
 def validate_answer(raw: Any, items: list[NormalizedItem]) -> JudgeAnswer:
     """Parse and check one tool input against the items to judge; raises InvalidAnswer."""
     if not isinstance(raw, dict):
@@ -329,17 +354,8 @@ class LlmJudge:
                 entry.validation_error = last_problem
                 messages = [*messages, *self._correction(message, calls, last_problem)]
                 continue
-            return JudgeRecord(
-                model=self.model,
-                status="ok",
-                items={
-                    # Redacted before the record can reach the judge cache or the disk.
-                    a.item_id: ItemJudgment(achieved=a.achieved, reason=self.redactor(a.reason))
-                    for a in answer.items
-                },
-                overall_reasoning=self.redactor(answer.overall_reasoning),
-                tokens=tokens,
-                attempts=attempt,
+            return answered_record(
+                self.model, answer, self.redactor, tokens=tokens, attempts=attempt
             )
         reason = f"invalid answer after {self.max_attempts} attempts: {last_problem}"
         return self._failed(tokens, self.max_attempts, reason, log, api_error=False)
