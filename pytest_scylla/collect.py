@@ -70,19 +70,7 @@ class TierCollector(pytest.Collector):
         subtests = self.experiment.catalogue.subtests(self.name)
         for subtest in subtests:
             for run_number in range(1, settings.runs + 1):
-                name = f"{subtest.id}[run-{run_number:02d}]"
-                yield RunItem.from_parent(
-                    self,
-                    name=name,
-                    # The same id pytest would build, given as a string: pytest 9.2 parses a
-                    # string id into names and [params] the way it parses the ids it reads back
-                    # from its --lf cache, while a child id keeps "[run-NN]" in the name, and
-                    # the two never compare equal (pytest-dev/pytest#15045).
-                    nodeid=f"{self.nodeid}::{name}",
-                    experiment=self.experiment,
-                    subtest=subtest,
-                    run_number=run_number,
-                )
+                yield RunItem.for_run(self, self.experiment, subtest, run_number)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SpecError):
@@ -109,6 +97,25 @@ class RunItem(pytest.Item):
         self.add_marker(_SCYLLA_MARK)
         self.keywords[subtest.id] = True
         self.keywords[f"run-{run_number:02d}"] = True
+
+    @classmethod
+    def for_run(
+        cls, parent: pytest.Collector, experiment: Experiment, subtest: Any, run_number: int
+    ) -> RunItem:
+        """The item of one run: `<tier collector>::<sub-test>[run-NN]`."""
+        name = f"{subtest.id}[run-{run_number:02d}]"
+        return cls.from_parent(
+            parent,
+            name=name,
+            # The same id pytest would build, given as a string: pytest 9.2 parses a string id
+            # into names and [params] the way it parses the ids it reads back from its --lf
+            # cache, while a child id keeps "[run-NN]" in the name, and the two never compare
+            # equal (pytest-dev/pytest#15045).
+            nodeid=f"{parent.nodeid}::{name}",
+            experiment=experiment,
+            subtest=subtest,
+            run_number=run_number,
+        )
 
     @property
     def plan(self) -> RunPlan:

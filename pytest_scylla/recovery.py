@@ -368,15 +368,7 @@ class RecordedTier(pytest.Collector):
         for subtest_id in sorted(self.runs):
             subtest = recorded_subtest(self.experiment, self.name, subtest_id)
             for number in sorted(self.runs[subtest_id]):
-                name = f"{subtest_id}[run-{number:02d}]"
-                yield RunItem.from_parent(
-                    self,
-                    name=name,
-                    nodeid=f"{self.nodeid}::{name}",
-                    experiment=self.experiment,
-                    subtest=subtest,
-                    run_number=number,
-                )
+                yield RunItem.for_run(self, self.experiment, subtest, number)
 
 
 def recorded_subtest(experiment: Experiment, tier: str, subtest_id: str) -> ResolvedSubTest:
