@@ -522,6 +522,7 @@ class ResultsCollector:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results and not self.notes:
             return
+        from pytest_scylla.report.tables import cost_line
         from pytest_scylla.report.terminal import tier_table
 
         writer = terminalreporter
@@ -534,8 +535,7 @@ class ResultsCollector:
             for line in tier_table(result):
                 writer.write_line("  " + line)
             writer.write_line(
-                f"  agent cost ${result.agent_cost_usd:.4f}  judge cost ${result.judge_cost_usd:.4f}"
-                f"  results: {self.settings.results_dir / experiment_id}"
+                f"  spend: {cost_line(result)}  results: {self.settings.results_dir / experiment_id}"
             )
             counts = result.counts
             if counts.earlier_attempts or counts.replaced_judged_runs:
