@@ -188,4 +188,7 @@ def test_an_installed_wheel_runs_the_readme_main_job(wheel: Path, tmp_path: Path
     assert records, output[-4000:]
     outcomes = {json.loads(path.read_text())["outcome"] for path in records}
     assert outcomes == {"passed"}, outcomes
+    # Every item ran: none skipped (a budget stop once cut it to 15 of 24), none deselected.
+    summary = output.strip().splitlines()[-1]
+    assert summary.split(" in ")[0].strip("= ") == f"{len(records)} passed", summary
     assert (project / "results" / "test-001" / "report.html").is_file()

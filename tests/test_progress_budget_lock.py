@@ -332,3 +332,23 @@ def test_a_lock_from_another_host_is_not_broken(pytester: pytest.Pytester, proje
         ]
     )
     assert (results / LOCK_FILE).read_text() == other.model_dump_json()
+
+
+@pytest.mark.claude_cli
+def test_a_dry_run_is_not_stopped_by_the_experiments_real_money_limit(
+    pytester: pytest.Pytester, project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The fake API charges nothing: config.yaml's max_cost_usd (test-001 ships $1.00) cut
+    the README's main job after 15 of its 24 runs on list-price token counts."""
+    pytest.importorskip("claude_agent_sdk")
+    for name in [name for name in os.environ if name.startswith("ANTHROPIC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (project / "experiments" / "test-001" / "config.yaml").write_text("max_cost_usd: 0.000001\n")
+    result = pytester.runpytest_subprocess(
+        "experiments/test-001", "--tiers", "T0", "--runs", "2", "--max-subtests", "1",
+        "--agent", "claude-code", "--judge-model", "none",
+        "--scylla-fake-api", "experiments/test-001/dry-run.yaml",
+        "--results-dir", "results", "-rs", *NO_CACHE,
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)
