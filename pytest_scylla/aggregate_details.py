@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from pytest_scylla.records import RunRecord, TokenUsage
 from pytest_scylla.stats import Interval, JudgeAgreement, cost_of_pass_interval, krippendorff_alpha
-from pytest_scylla.stats._common import percentile_bounds, resample_counts
+from pytest_scylla.stats._common import percentile_bounds, resampled_sums
 from pytest_scylla.stats.intervals import flagged
 
 #: Seed of every bootstrap and permutation in the aggregates: regenerating gives the same bytes.
@@ -91,13 +91,10 @@ def cost_of_pass_by_clusters(
     if not sums:
         return None
     table = np.array(sums)
-    rng = np.random.default_rng(seed)
-    estimates = []
-    for counts in resample_counts(rng, len(sums), np.ones(len(sums)), RESAMPLES):
-        cost, passes = (counts @ table).T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            estimates.append(np.where(passes > 0, cost / passes, math.inf))
-    low, high = percentile_bounds(np.concatenate(estimates), 0.95)
+    cost, passes = resampled_sums(table, RESAMPLES, seed).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimates = np.where(passes > 0, cost / passes, math.inf)
+    low, high = percentile_bounds(estimates, 0.95)
     total_cost, passes = table.sum(axis=0)
     interval = Interval(
         estimate=float(total_cost / passes) if passes else math.inf,

@@ -12,7 +12,7 @@ from pytest_scylla.stats._common import (
     check_confidence,
     check_resamples,
     percentile_bounds,
-    resample_counts,
+    resampled_sums,
 )
 from pytest_scylla.stats.intervals import Interval, flagged
 
@@ -41,14 +41,14 @@ def _ratings_matrix(ratings: Sequence[Sequence[float | None]]) -> np.ndarray:
     return matrix
 
 
-def _alpha_from_items(per_item: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Alpha from item totals weighted by how often each item was drawn.
+def _alpha_from_sums(sums: np.ndarray) -> np.ndarray:
+    """Alpha from sums of per-item totals, one row per (re)sample of items.
 
-    per_item columns: scores m_u, sum, sum of squares, and the item's disagreement
+    per-item columns: scores m_u, sum, sum of squares, and the item's disagreement
     sum_{i != j} (v_i - v_j)^2 / (m_u - 1). With n = sum m_u pairable scores:
     D_o = sum disagreement / n and D_e = 2 (n S2 - S1^2) / (n (n - 1)).
     """
-    n, total, squares, disagreement = (counts @ per_item).T
+    n, total, squares, disagreement = sums.T
     with np.errstate(divide="ignore", invalid="ignore"):
         expected = 2 * (n * squares - total**2) / (n * (n - 1))
         return 1 - (disagreement / n) / expected
@@ -83,16 +83,10 @@ def krippendorff_alpha(
     base = {"judges": matrix.shape[0], "items": int(m.size), "scores": int(m.sum())}
     if m.size == 0:
         return JudgeAgreement(alpha=None, interval=None, **base)
-    alpha = float(_alpha_from_items(per_item, np.ones((1, m.size)))[0])
+    alpha = float(_alpha_from_sums(per_item.sum(axis=0, keepdims=True))[0])
     if not np.isfinite(alpha):
         return JudgeAgreement(alpha=None, interval=None, **base)
-    rng = np.random.default_rng(seed)
-    estimates = np.concatenate(
-        [
-            _alpha_from_items(per_item, counts)
-            for counts in resample_counts(rng, m.size, np.ones(m.size), resamples)
-        ]
-    )
+    estimates = _alpha_from_sums(resampled_sums(per_item, resamples, seed))
     estimates = estimates[np.isfinite(estimates)]
     low, high = percentile_bounds(estimates, confidence) if estimates.size else (alpha, alpha)
     interval = Interval(

@@ -18,7 +18,7 @@ from pytest_scylla.stats._common import (
     check_confidence,
     check_resamples,
     percentile_bounds,
-    resample_sums,
+    resampled_sums,
 )
 from pytest_scylla.stats.intervals import Interval, flagged
 
@@ -52,15 +52,8 @@ def cluster_bootstrap_mean(
     if not sums:
         raise ValueError("cluster_bootstrap_mean needs at least one run")
     cluster_sums, cluster_sizes = np.array(sums), np.array(sizes, dtype=float)
-    rng = np.random.default_rng(seed)
-    estimates = np.concatenate(
-        [
-            sums[:, 0] / sums[:, 1]
-            for sums in resample_sums(
-                rng, np.column_stack([cluster_sums, cluster_sizes]), resamples
-            )
-        ]
-    )
+    sums = resampled_sums(np.column_stack([cluster_sums, cluster_sizes]), resamples, seed)
+    estimates = sums[:, 0] / sums[:, 1]
     low, high = percentile_bounds(estimates, confidence)
     interval = Interval(
         estimate=float(cluster_sums.sum() / cluster_sizes.sum()),
