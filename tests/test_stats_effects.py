@@ -14,6 +14,7 @@ from pytest_scylla.stats import (
     Interval,
     cliffs_delta,
     cliffs_delta_interval,
+    cliffs_delta_intervals,
     cost_of_pass_interval,
     hodges_lehmann,
     mean_interval,
@@ -192,3 +193,22 @@ def test_mean_interval_flags_small_samples_and_matches_index_bootstrap() -> None
     )
     assert not result.small_sample
     assert mean_interval([1.0, 0.0, 1.0]).small_sample
+
+
+def test_cliffs_delta_intervals_draw_each_group_once_and_alone() -> None:
+    # A group's resamples depend on the seed and its index only: a pair's interval is the
+    # same whichever other groups (here one with 5,000 distinct values, which makes the
+    # blocks small) and pairs share the call.
+    rng = np.random.default_rng(21)
+    a, b = rng.integers(0, 5, 40) / 4, rng.integers(1, 6, 30) / 5
+    c = rng.normal(size=5_000)
+    [alone] = cliffs_delta_intervals([a, b, c], [(0, 1)], resamples=3_000, seed=1)
+    together = cliffs_delta_intervals([a, b, c], [(0, 1), (1, 2), (0, 2)], resamples=3_000, seed=1)
+    assert together[0] == alone == cliffs_delta_interval(a, b, resamples=3_000, seed=1)
+    for (i, j), interval in zip([(0, 1), (1, 2), (0, 2)], together, strict=True):
+        groups = (a, b, c)
+        assert interval.estimate == pytest.approx(cliffs_delta(groups[i], groups[j]))
+        assert interval.low <= interval.estimate <= interval.high
+    assert cliffs_delta_intervals([a, [], b], [(0, 2)], resamples=100) == [
+        cliffs_delta_intervals([a, [0.0], b], [(0, 2)], resamples=100)[0]
+    ]

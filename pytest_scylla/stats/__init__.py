@@ -38,6 +38,7 @@ from pytest_scylla.stats.core import (
 )
 from pytest_scylla.stats.effects import (
     cliffs_delta_interval,
+    cliffs_delta_intervals,
     cost_of_pass_interval,
     hodges_lehmann,
     pass_rate_difference,
@@ -84,6 +85,7 @@ __all__ = [
     "bootstrap_ci",
     "cliffs_delta",
     "cliffs_delta_interval",
+    "cliffs_delta_intervals",
     "cliffs_magnitude",
     "cluster_bootstrap_mean",
     "compare_groups",

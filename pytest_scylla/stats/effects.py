@@ -6,7 +6,7 @@ For the tier comparison table: how large a difference is, not only whether it is
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from pytest_scylla.stats._common import (
     check_resamples,
     percentile_bounds,
     resample_counts,
-    resample_sums,
+    resampled_sums,
     z_quantile,
 )
 from pytest_scylla.stats.intervals import Interval, flagged
@@ -25,6 +25,10 @@ from pytest_scylla.stats.intervals import Interval, flagged
 #: Pairwise differences are held in memory up to this many; beyond, order statistics of them
 #: are found by bisection over counts.
 _MAX_MATERIALISED_PAIRS = 1_000_000
+#: Cliff's delta draws each group's resamples in chunks of this many rows.
+_CHUNK_ROWS = 100
+#: Resample counts held at once per group (of int64): 2 MB.
+_CLIFFS_CELLS = 250_000
 
 
 def _wilson(passes: int, n: int, z: float) -> tuple[float, float]:
@@ -152,38 +156,93 @@ def cliffs_delta_interval(
 ) -> Interval:
     """Cliff's delta P(a > b) - P(a < b) with a percentile bootstrap interval.
 
-    For the effect-size column of tier comparisons. Each group is resampled on its own; a
-    resample is drawn as counts over the pooled distinct values, so the cost grows with the
-    distinct scores, not with the pairs of runs.
+    For one comparison; cliffs_delta_intervals([a, b], [(0, 1)]), so a tier comparison
+    between the first two groups of that function gives the same interval.
+    """
+    return cliffs_delta_intervals([a, b], [(0, 1)], confidence, resamples, seed)[0]
+
+
+def _value_counts(rng: np.random.Generator, weights: np.ndarray, rows: int) -> Iterator[np.ndarray]:
+    """Chunks of _CHUNK_ROWS bootstrap resamples of one group, as counts over all values.
+
+    `weights` counts the group's runs at each value. Drawn over the group's own values and
+    spread into all columns; fixed chunks keep a group's draws the same whatever the other
+    groups of the call (and so the block sizes) are.
+    """
+    own = np.flatnonzero(weights)
+    size = int(weights.sum())
+    for start in range(0, rows, _CHUNK_ROWS):
+        chunk = min(_CHUNK_ROWS, rows - start)
+        drawn = np.concatenate(list(resample_counts(rng, size, weights[own], chunk)))
+        counts = np.zeros((chunk, weights.size), dtype=np.int64)
+        counts[:, own] = drawn
+        yield counts
+
+
+def cliffs_delta_intervals(
+    groups: Sequence[Sequence[float]],
+    pairs: Sequence[tuple[int, int]],
+    confidence: float = 0.95,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> list[Interval]:
+    """Cliff's delta of groups[i] vs groups[j] for each pair (i, j), with percentile
+    bootstrap intervals.
+
+    For the effect-size column of tier comparisons. Each group is resampled once, from its own
+    stream (seeded by the seed and the group's index), and every pair it belongs to uses those
+    resamples: a tier in six comparisons is drawn once, not six times. Each interval is the
+    usual two-sample bootstrap (each group resampled on its own); only intervals of pairs that
+    share a group are correlated. A resample is drawn as counts over the distinct values, so
+    the cost grows with the distinct scores, not with the pairs of runs. Groups in no pair may
+    be empty.
     """
     check_confidence(confidence)
     check_resamples(resamples)
-    xa, xb = as_nonempty("a", a), as_nonempty("b", b)
-    values = np.unique(np.concatenate([xa, xb]))
-    weights_a = np.bincount(np.searchsorted(values, xa), minlength=values.size).astype(float)
-    weights_b = np.bincount(np.searchsorted(values, xb), minlength=values.size).astype(float)
-    rng = np.random.default_rng(seed)
-    # The two groups' blocks differ in rows when their sizes differ (resample_counts sizes a
-    # block by the group): all counts are drawn first (resamples x distinct values, small).
-    counts_a = np.concatenate(list(resample_counts(rng, xa.size, weights_a, resamples)))
-    counts_b = np.concatenate(list(resample_counts(rng, xb.size, weights_b, resamples)))
-    below_b = np.cumsum(counts_b, axis=1) - counts_b  # b values smaller than each value
-    above_b = xb.size - below_b - counts_b
-    estimates = (counts_a * (below_b - above_b)).sum(axis=1) / (xa.size * xb.size)
-    low, high = percentile_bounds(estimates, confidence)
-    below = np.cumsum(weights_b) - weights_b
-    estimate = float((weights_a * (below - (xb.size - below - weights_b))).sum()) / (
-        xa.size * xb.size
-    )
-    interval = Interval(
-        estimate=estimate,
-        low=low,
-        high=high,
-        confidence=confidence,
-        method="percentile bootstrap",
-        resamples=resamples,
-    )
-    return flagged(interval, min(xa.size, xb.size))
+    used = sorted({index for pair in pairs for index in pair})
+    data = {index: as_nonempty(f"group {index}", groups[index]) for index in used}
+    values = np.unique(np.concatenate(list(data.values()))) if used else np.empty(0)
+    weights = {
+        index: np.bincount(np.searchsorted(values, x), minlength=values.size)
+        for index, x in data.items()
+    }
+    draws = {
+        index: _value_counts(np.random.default_rng([seed, index]), weights[index], resamples)
+        for index in used
+    }
+    later = {j for _, j in pairs}
+    estimates = {pair: np.empty(resamples) for pair in pairs}
+    # Resamples are processed in blocks of whole chunks, so memory stays near _CLIFFS_CELLS
+    # per group however many values there are.
+    block = max(1, _CLIFFS_CELLS // max(1, values.size) // _CHUNK_ROWS) * _CHUNK_ROWS
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        counts = {
+            index: np.concatenate([next(draws[index]) for _ in range(0, rows, _CHUNK_ROWS)])
+            for index in used
+        }
+        # Per resample of b and value v: (b runs below v) - (b runs above v).
+        dominance = {j: 2 * np.cumsum(counts[j], axis=1) - counts[j] - data[j].size for j in later}
+        for i, j in pairs:
+            rowwise = np.einsum("rv,rv->r", counts[i], dominance[j])
+            estimates[(i, j)][start : start + rows] = rowwise / (data[i].size * data[j].size)
+    intervals = []
+    for i, j in pairs:
+        a_size, b_size = data[i].size, data[j].size
+        below = np.cumsum(weights[j]) - weights[j]
+        dominance_b = below - (b_size - below - weights[j])
+        estimate = float((weights[i] * dominance_b).sum()) / (a_size * b_size)
+        low, high = percentile_bounds(estimates[(i, j)], confidence)
+        interval = Interval(
+            estimate=estimate,
+            low=low,
+            high=high,
+            confidence=confidence,
+            method="percentile bootstrap",
+            resamples=resamples,
+        )
+        intervals.append(flagged(interval, min(a_size, b_size)))
+    return intervals
 
 
 def cost_of_pass_interval(
@@ -207,13 +266,10 @@ def cost_of_pass_interval(
         raise ValueError("costs and passed must have equal lengths")
     if np.any(cost < 0):
         raise ValueError("costs must be >= 0")
-    rng = np.random.default_rng(seed)
-    estimates = []
-    for sums in resample_sums(rng, np.column_stack([cost, flags]), resamples):
-        total_cost, passes = sums[:, 0], sums[:, 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            estimates.append(np.where(passes > 0, total_cost / passes, math.inf))
-    low, high = percentile_bounds(np.concatenate(estimates), confidence)
+    total_cost, passes = resampled_sums(np.column_stack([cost, flags]), resamples, seed).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        estimates = np.where(passes > 0, total_cost / passes, math.inf)
+    low, high = percentile_bounds(estimates, confidence)
     passes = flags.sum()
     interval = Interval(
         estimate=float(cost.sum() / passes) if passes else math.inf,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_scylla.stats._common import RESAMPLES, SMALL_SAMPLE, check_alpha
 from pytest_scylla.stats.core import ALPHA, Magnitude, cliffs_magnitude, holm_correction
-from pytest_scylla.stats.effects import cliffs_delta_interval
+from pytest_scylla.stats.effects import cliffs_delta_intervals
 from pytest_scylla.stats.intervals import Interval
 from pytest_scylla.stats.planning import (
     TARGET_POWER,
@@ -116,13 +116,16 @@ def compare_tiers(
     has_runs = [len(groups[name]) > 0 for name in names]
     pairs = comparison_pairs(names, has_runs) if names else []
     tests = [rank_sum_test(groups[names[i]], groups[names[j]], resamples, seed) for i, j in pairs]
+    # One bootstrap per tier, shared by every comparison it is in.
+    deltas = cliffs_delta_intervals(
+        [groups[name] for name in names], pairs, resamples=resamples, seed=seed
+    )
     adjusted = holm_correction([t.p for t in tests])
     planning_alpha = corrected_alpha(alpha, len(pairs)) if pairs else alpha
     comparisons = []
-    for (i, j), test, p_adjusted in zip(pairs, tests, adjusted, strict=True):
+    for (i, j), test, p_adjusted, delta in zip(pairs, tests, adjusted, deltas, strict=True):
         a, b = groups[names[i]], groups[names[j]]
         few = min(len(a), len(b)) < minimum_runs
-        delta = cliffs_delta_interval(a, b, resamples=resamples, seed=seed)
         comparisons.append(
             TierTest(
                 group_a=names[i],
