@@ -22,9 +22,8 @@ import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import anthropic
 from pydantic import BaseModel, Field, ValidationError
 
 from pytest_scylla.judges.backoff import BackoffExhausted, RetryDecision, SharedBackoff
@@ -47,6 +46,9 @@ from pytest_scylla.records import (
 )
 from pytest_scylla.redact import Redactor, session_redactor
 from pytest_scylla.spec.rubric import NormalizedItem
+
+if TYPE_CHECKING:  # imported where used: the SDK takes a second to import
+    import anthropic
 
 JUDGMENT_FILE = "judgment.json"
 PROMPT_FILE = "prompt.md"
@@ -174,6 +176,8 @@ def _retry_after(error: anthropic.APIStatusError) -> float | None:
 
 def classify_api_error(error: BaseException) -> RetryDecision:
     """Which SDK errors are worth another request, and whether all workers should wait."""
+    import anthropic  # loaded already: a request was sent
+
     if isinstance(error, anthropic.APITimeoutError):
         return RetryDecision(retry=True, message="request timed out")
     if isinstance(error, anthropic.APIConnectionError):
@@ -307,6 +311,8 @@ class LlmJudge:
     def _ask(
         self, params: dict[str, Any], items: list[NormalizedItem], log: JudgeResponseLog
     ) -> JudgeRecord:
+        import anthropic  # loaded already: the client was made with it
+
         messages = list(params["messages"])
         tokens = TokenUsage()
         last_problem = ""

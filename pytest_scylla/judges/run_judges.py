@@ -9,8 +9,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import anthropic
-
 from pytest_scylla.credentials import NO_KEY as NO_KEY  # tests and plugins knew it here
 from pytest_scylla.credentials import ClaudeCredentials, JudgeCredentials, api_credentials
 from pytest_scylla.credentials import judge_credentials as choose_judge_credentials
@@ -19,7 +17,6 @@ from pytest_scylla.judges.cache import JudgeCache
 from pytest_scylla.judges.checks import command_item_scores
 from pytest_scylla.judges.cli_judge import CliJudge
 from pytest_scylla.judges.consensus import NoJudgeSucceeded, build_consensus
-from pytest_scylla.judges.llm import LlmJudge
 from pytest_scylla.judges.panel import JudgePanel
 from pytest_scylla.judges.prompt import JudgeInput
 from pytest_scylla.pricing import PricingTable
@@ -31,6 +28,8 @@ from pytest_scylla.run.scoring import commands_only_result
 from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:
+    import anthropic
+
     from pytest_scylla.judges.llm import Judge
 
 STATE_DIR = ".scylla"
@@ -78,6 +77,10 @@ class LlmJudgeRunner(JudgeRunner):
 
     @cached_property
     def client(self) -> anthropic.Anthropic:
+        # Imported on first need: the SDK takes a second to import, and a regenerate, which
+        # makes this runner only to rescore, never sends a request.
+        import anthropic
+
         return anthropic.Anthropic(**judge_credentials(os.environ))
 
     @cached_property
@@ -91,6 +94,8 @@ class LlmJudgeRunner(JudgeRunner):
         chosen = self.credentials
         if chosen is not None and chosen.cli is not None:
             return self.cli_judge(model, chosen.cli)
+        from pytest_scylla.judges.llm import LlmJudge  # with the SDK, on first need
+
         return LlmJudge(
             model,
             client=self.client,
