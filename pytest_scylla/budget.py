@@ -111,6 +111,7 @@ class BudgetGuard:
         from pytest_scylla.controller import (
             EXPERIMENT_FILE_ATTRIBUTE,
             RECORD_ATTRIBUTE,
+            carries_run,
             reported_experiment_id,
             reported_from_disk,
         )
@@ -121,11 +122,11 @@ class BudgetGuard:
         if report.skipped and SKIP_PREFIX in str(report.longrepr):
             self.skipped.append(report.nodeid)
             return
-        payload = getattr(report, RECORD_ATTRIBUTE, None)
-        if payload is None:
+        if not carries_run(report):
             return
+        payload = getattr(report, RECORD_ATTRIBUTE, None)
         from_disk = reported_from_disk(report)
-        if from_disk:  # cost this session nothing: not parsed (a resume reports thousands)
+        if from_disk or payload is None:  # cost this session nothing: not parsed
             agent = judges = 0.0
             experiment = reported_experiment_id(report) or ""
         else:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, Traceback
 
     from pytest_scylla.records import RunRecord
+    from pytest_scylla.run.plan import RunOutcome
     from pytest_scylla.runner import RunPlan
     from pytest_scylla.session import ScyllaSession
 
@@ -124,8 +125,12 @@ class RunItem(pytest.Item):
         return RunPlan(self.experiment, self.subtest, self.run_number, self.nodeid)
 
     def setup(self) -> None:
+        self.take_outcome(scylla_session(self.config).executor().execute(self.plan))
+
+    def take_outcome(self, outcome: RunOutcome) -> None:
+        """What the run came to, as the item's setup stage: an error record is a pytest
+        error, no record to regenerate from a skip (replay.py calls it for a run from disk)."""
         session = scylla_session(self.config)
-        outcome = session.executor().execute(self.plan)
         for note in outcome.notes:
             session.warn(note)
         self.record = outcome.record

@@ -43,11 +43,23 @@ FROM_DISK_PROPERTY = "scylla_from_disk"
 # [experiment, tier, sub-test, run]: which run folder the record belongs in, known without
 # parsing it (a resume reports thousands of records the controller's disk already holds).
 RUN_KEY_ATTRIBUTE = "scylla_run_key"
+# Set instead of RECORD_ATTRIBUTE when the run was read from disk, unchanged, by the
+# controller's own process (no xdist): the record is already where the controller keeps it,
+# so its text need not ride along (nor be redacted, nor compared: a second of a resume).
+RECORD_ON_DISK_ATTRIBUTE = "scylla_record_on_disk"
 
 
 def reported_from_disk(report: pytest.TestReport) -> bool:
     """Whether the run of this report was read from disk (nothing new was paid for)."""
     return bool(dict(report.user_properties).get(FROM_DISK_PROPERTY, False))
+
+
+def carries_run(report: pytest.TestReport) -> bool:
+    """Whether the report is a run's setup report with its record (or its record's place)."""
+    return (
+        getattr(report, RECORD_ATTRIBUTE, None) is not None
+        or getattr(report, RECORD_ON_DISK_ATTRIBUTE, False) is True
+    )
 
 
 def reported_run_key(report: pytest.TestReport) -> RunKey | None:
@@ -243,6 +255,10 @@ class ResultsCollector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, RECORD_ATTRIBUTE, None)
         if payload is None:
+            on_disk = getattr(report, RECORD_ON_DISK_ATTRIBUTE, False) is True
+            key = reported_run_key(report)
+            if on_disk and key is not None:
+                self._count_from_disk(report, key, None)
             return
         unpacked_into = None
         key = reported_run_key(report) if reported_from_disk(report) else None
@@ -296,13 +312,27 @@ class ResultsCollector:
                 return False
         except OSError:
             return False
+        self._count_from_disk(report, key, payload)
+        return True
+
+    def _count_from_disk(self, report: pytest.TestReport, key: RunKey, payload: str | None) -> None:
+        """A run read from disk whose record file the controller holds as it was read."""
         self.experiment_ids[key.experiment_id] = getattr(report, EXPERIMENT_FILE_ATTRIBUTE, "")
         self.disk_runs += 1
         hook = self.config.hook.pytest_scylla_run_finished
-        if hook.get_hookimpls():  # parsed only for a plugin that asks for the record
+        if not hook.get_hookimpls():  # parsed only for a plugin that asks for the record
+            return
+        if payload is None:
+            from pytest_scylla.results_layout import load_run_record
+
+            folder = run_dir(
+                self.settings.results_dir, key.experiment_id, key.tier, key.subtest, key.run
+            )
+            record = load_run_record(folder / RUN_RECORD_FILE, key)
+        else:
             record = RunRecord.model_validate_json(payload)
+        if record is not None:
             hook(config=self.config, record=record, from_disk=True)
-        return True
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         from pytest_scylla.results_layout import newer_schema_records

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_scylla import builtins, hooks
+from pytest_scylla import builtins, gc_freeze, hooks, replay
 from pytest_scylla.artifacts import ARTIFACTS_ATTRIBUTE, pack_run
 from pytest_scylla.budget import BudgetCheck, BudgetGuard
 from pytest_scylla.ci_report import ExitPolicy, add_junit_properties
@@ -23,6 +23,7 @@ from pytest_scylla.controller import (
     EXPERIMENT_FILE_ATTRIBUTE,
     FROM_DISK_PROPERTY,
     RECORD_ATTRIBUTE,
+    RECORD_ON_DISK_ATTRIBUTE,
     RUN_KEY_ATTRIBUTE,
     ResultsCollector,
     preflight,
@@ -39,7 +40,7 @@ from pytest_scylla.recovery import (
     settings_from_records,
     targeted_folders,
 )
-from pytest_scylla.redact_reports import redact_report
+from pytest_scylla.redact_reports import may_hold_secret, redact_report, report_redactor
 from pytest_scylla.session import ScyllaSession
 from pytest_scylla.session_plan import SessionPlan, can_rejudge, run_label
 from pytest_scylla.settings import (
@@ -96,6 +97,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = ScyllaSession(config=config, settings=settings)
     config.pluginmanager.register(CollectionErrorPolicy(config), "scylla-collection-errors")
     config.pluginmanager.register(BudgetCheck(settings), "scylla-budget-check")
+    config.pluginmanager.register(replay, "scylla-replay")  # runs settled from disk
+    config.pluginmanager.register(gc_freeze, "scylla-gc-freeze")
     if targets_experiments(config):
         config.pluginmanager.register(InterruptSignals(), "scylla-signals")
     if is_controller(config):
@@ -254,7 +257,17 @@ def pytest_runtest_makereport(
         # The record rides in the report, so a worker on another host needs no shared disk;
         # one reused from disk as its file's text, which the controller compares, not parses.
         record = item.record
-        setattr(report, RECORD_ATTRIBUTE, item.record_text or record.model_dump_json())
+        text = item.record_text
+        if (
+            text is not None
+            and is_controller(item.config)
+            and not may_hold_secret(report_redactor(item.config), text)
+        ):
+            # Read from this process's results folder as it is: nothing to carry. (One that
+            # holds a secret known since takes the full path: redacted and written again.)
+            setattr(report, RECORD_ON_DISK_ATTRIBUTE, True)
+        else:
+            setattr(report, RECORD_ATTRIBUTE, item.record_text or record.model_dump_json())
         setattr(report, EXPERIMENT_FILE_ATTRIBUTE, str(item.experiment.test_file))
         run_key = [record.experiment_id, record.tier, record.subtest, record.run]
         setattr(report, RUN_KEY_ATTRIBUTE, run_key)

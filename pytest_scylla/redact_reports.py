@@ -212,6 +212,21 @@ def json_might_redact(redactor: Redactor, text: str) -> bool:
     return _might_change(redactor, text, _EXACT_WORDS + _ESCAPED_EXACT_WORDS, _JSON_LOWER_STEMS)
 
 
+def may_hold_secret(redactor: Redactor, text: str) -> bool:
+    """Whether the JSON document `text` may hold a secret the redactor knows or a secret's
+    shape (False: it holds neither).
+
+    For a record file passed on as it is, read by the process that keeps it (no xdist): its
+    writer redacted it with the same markers, so what is new since can only be a secret this
+    session knows and that one did not. A secret JSON would escape counts as "may".
+    """
+    if any(json.dumps(secret)[1:-1] != secret for secret in redactor.secrets):
+        return True
+    if any(map(text.__contains__, redactor.secrets)):
+        return True
+    return any(shape.search(text) for shape in SECRET_SHAPES)
+
+
 def _might_change(
     redactor: Redactor, text: str, exact_words: tuple[str, ...], lower_stems: Stems
 ) -> bool:

@@ -66,6 +66,20 @@ class RunExecutor:
             self._services = self._make_services()
         return self._services
 
+    def reported_as_is(self, plan: RunPlan) -> RunOutcome | None:
+        """The outcome `execute` would return for a finished run it reports from disk as it
+        is (nothing to run, rebuild, note or regenerate); None for any other run."""
+        if self.settings.regenerate or self.settings.rejudge:
+            return None
+        try:
+            record_file = plan.run_dir(self.settings.results_dir) / RUN_RECORD_FILE
+            stored = read_run_record(record_file, plan.key)
+        except DamagedRecord:
+            return None  # execute names it and rebuilds what it can
+        if stored.record is None or decide(stored.record, self.settings) != "reuse":
+            return None
+        return RunOutcome(stored.record, from_disk=True, record_text=stored.text)
+
     def execute(self, plan: RunPlan) -> RunOutcome:
         run_path = plan.run_dir(self.settings.results_dir)
         notes: list[str] = []

@@ -1,0 +1,135 @@
+"""Runs settled from disk skip pytest's run protocol (replay.py) and report exactly what the
+protocol would: the same outcomes, messages, JUnit properties and --lf entries, beside runs
+that execute in the same session. Speed is measured in benchmarks/bench_status.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from experiment_factory import write_experiment
+
+from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text
+
+OFFLINE = ("--judge-model", "none", "--agent", "oracle", "--max-subtests", "1")
+# Records which of pytest's stage hooks ran for which item, and every report's outcome.
+RECORDING_CONFTEST = """
+import json, pathlib, gc
+
+LOG = pathlib.Path(__file__).parent / "hooks.jsonl"
+
+def _log(**entry):
+    with LOG.open("a") as out:
+        out.write(json.dumps(entry) + "\\n")
+
+def pytest_runtest_setup(item):
+    _log(hook="setup", node=item.nodeid)
+
+def pytest_runtest_logreport(report):
+    _log(hook="report", node=report.nodeid, when=report.when, outcome=report.outcome)
+
+def pytest_sessionfinish(session):
+    _log(hook="frozen", count=gc.get_freeze_count())
+"""
+
+
+def hook_log(root: Path) -> list[dict[str, object]]:
+    path = root / "hooks.jsonl"
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    path.unlink()
+    return entries
+
+
+def make_failed(record_file: Path) -> None:
+    """A judged run that scored below the threshold (as if the agent had done worse)."""
+    record = json.loads(record_file.read_text())
+    record["outcome"] = "failed"
+    record["result"]["passed"] = False
+    record["result"]["score"] = 0.25
+    atomic_write_text(record_file, json.dumps(record, indent=2) + "\n")
+
+
+def test_finished_runs_are_replayed_beside_executed_ones_with_the_same_reports(
+    pytester: pytest.Pytester,
+) -> None:
+    experiment = write_experiment(pytester.path, "exp-replay")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "3", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    runs = results / "exp-replay" / "T0" / "00-empty"
+    assert sorted(path.name for path in runs.glob("run-*")) == ["run-01", "run-02", "run-03"]
+    make_failed(runs / "run-03" / RUN_RECORD_FILE)
+    shutil.rmtree(runs / "run-02")  # a run to execute between two replayed ones
+    pytester.makeconftest(RECORDING_CONFTEST)
+    hook_log_path = pytester.path / "hooks.jsonl"
+    hook_log_path.unlink(missing_ok=True)
+
+    junit = pytester.path / "junit.xml"
+    session = pytester.runpytest(*args, f"--junitxml={junit}", "-rf")
+    session.assert_outcomes(passed=2, failed=1)
+    session.stdout.fnmatch_lines(["FAILED *::T0::00-empty?run-03? - score 0.250 (grade *"])
+    entries = hook_log(pytester.path)
+    setups = [entry["node"] for entry in entries if entry["hook"] == "setup"]
+    assert len(setups) == 1 and str(setups[0]).endswith("00-empty[run-02]")  # only it executed
+    reports = [
+        (entry["node"], entry["when"], entry["outcome"])
+        for entry in entries
+        if entry["hook"] == "report"
+    ]
+    by_run = {
+        run: [(when, outcome) for node, when, outcome in reports if str(node).endswith(run)]
+        for run in ("[run-01]", "[run-02]", "[run-03]")
+    }
+    assert by_run["[run-01]"] == [("setup", "passed"), ("call", "passed"), ("teardown", "passed")]
+    assert by_run["[run-02]"] == by_run["[run-01]"]
+    assert by_run["[run-03]"] == [("setup", "passed"), ("call", "failed"), ("teardown", "passed")]
+    [frozen] = [entry["count"] for entry in entries if entry["hook"] == "frozen"]
+    assert isinstance(frozen, int) and frozen > 0  # the items were frozen while it ran
+
+    cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
+    replayed = cases["00-empty[run-03]"]
+    properties = {p.get("name"): p.get("value") for p in replayed.iter("property")}
+    assert properties["scylla_outcome"] == "failed"
+    assert properties["scylla_score"] == "0.2500"
+    failure = replayed.find("failure")
+    assert failure is not None and "below pass threshold" in (failure.get("message") or "")
+    assert cases["00-empty[run-01]"].find("failure") is None
+
+    # pytest's own --lf knows the replayed failure and selects it alone, replayed again.
+    again = pytester.runpytest(*args, "--lf")
+    again.assert_outcomes(failed=1, deselected=17)  # 15 other sub-tests, 2 passed runs
+    assert [entry["hook"] for entry in hook_log(pytester.path)].count("setup") == 0
+
+
+def test_an_in_process_session_leaves_the_collector_unfrozen(pytester: pytest.Pytester) -> None:
+    """pytester runs sessions in this process: what a session froze must be freed after it."""
+    import gc
+
+    experiment = write_experiment(pytester.path, "exp-gc")
+    results = pytester.path / "results"
+    pytester.makeconftest(RECORDING_CONFTEST)
+    before = gc.get_freeze_count()
+    pytester.runpytest(str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
+    [frozen] = [entry["count"] for entry in hook_log(pytester.path) if entry["hook"] == "frozen"]
+    assert isinstance(frozen, int) and frozen > before
+    assert gc.get_freeze_count() == before
+
+
+def test_a_regenerate_imports_no_api_client(pytester: pytest.Pytester) -> None:
+    """Rescoring needs no SDK: importing it costs a second of every regenerate."""
+    experiment = write_experiment(pytester.path, "exp-noimport")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "1", "--results-dir", str(results), "-p", "no:cacheprovider")
+    pytester.runpytest(*args, *OFFLINE).assert_outcomes(passed=1)
+    pytester.makeconftest(
+        "import sys, pathlib\n"
+        "def pytest_sessionfinish(session):\n"
+        "    pathlib.Path(__file__).with_name('sdk.txt').write_text(\n"
+        "        str('anthropic' in sys.modules))\n"
+    )
+    regenerated = pytester.runpytest_subprocess(str(results), "--scylla-regenerate", *args[5:])
+    regenerated.assert_outcomes(passed=1)
+    assert (pytester.path / "sdk.txt").read_text() == "False"
