@@ -223,7 +223,8 @@ def kruskal_wallis(
         return result(0.0, 1.0, "exact")
     ranks = doubled[inverse] / 2
     ends = np.cumsum(group_sizes).astype(int)
-    observed_sums = np.add.reduceat(ranks, np.r_[0, ends[:-1]])
+    starts = np.r_[0, ends[:-1]]
+    observed_sums = np.add.reduceat(ranks, starts)
     h = float(_kruskal_h(observed_sums, group_sizes, n, tie_factor))
     small = group_sizes.min() < minimum_runs
     if (ties or small) and n <= KRUSKAL_PERMUTATION_MAX_RUNS:
@@ -234,8 +235,8 @@ def kruskal_wallis(
         while done < resamples:
             rows = min(block, resamples - done)
             shuffled = rng.permuted(np.broadcast_to(ranks, (rows, n)), axis=1)
-            cumulative = np.cumsum(shuffled, axis=1)[:, ends - 1]
-            sums = np.diff(cumulative, axis=1, prepend=0.0)
+            # Group sums in one pass (a cumulative sum wrote a second rows x n array).
+            sums = np.add.reduceat(shuffled, starts, axis=1)
             # A small tolerance so that permutations tying the observed H count as extreme.
             hits += int(np.count_nonzero(_kruskal_h(sums, group_sizes, n, tie_factor) >= h - 1e-9))
             done += rows
