@@ -125,6 +125,8 @@ def test_batch_gives_the_results_of_one_process_per_check(box: CountingSandbox) 
         _check("slow", "echo before; sleep 30", timeout_s=1),
         _check("after-timeout", "echo still runs"),
         _check("long", "seq 1 20000"),
+        # Only stdin, stdout and stderr: nothing of the runner's is inherited.
+        _check("descriptors", "ls /proc/$$/fd; true"),
     ]
     env = _env(box)
     batch = run_checks(box, checks, env=env, redactor=Redactor([SECRET]))
@@ -139,6 +141,7 @@ def test_batch_gives_the_results_of_one_process_per_check(box: CountingSandbox) 
     assert by_name["after-timeout"].exit_code == 0
     assert by_name["long"].output_tail.endswith("19999\n20000\n")
     assert len(by_name["long"].output_tail) == 4000
+    assert by_name["descriptors"].output_tail == "0\n1\n2\n"
     _same(batch, _one_by_one(box, checks, env))
 
 
@@ -178,12 +181,16 @@ def _item(item_id: str, command: str | None) -> dict[str, Any]:
     }
 
 
+# The runner's command line (readable by any process of the uid) is: python3 -I -S -c
+# <source> <nonce> <scratch> <tail bytes> <kill grace> then a timeout and a command per check.
 FORGER = r"""
 import json, os, signal
 runner = os.getppid()
-spec = json.loads(open(f"/proc/{runner}/cmdline", "rb").read().split(b"\0")[-2])
+arguments = open(f"/proc/{runner}/cmdline", "rb").read().split(b"\0")[:-1]
+at = arguments.index(b"-c") + 2
+nonce, checks = arguments[at].decode(), len(arguments[at + 4 :]) // 2
 fake = {"exit_code": 0, "timed_out": False, "duration_s": 0.0, "stdout_tail": "", "stderr_tail": ""}
-answer = json.dumps({"nonce": spec["nonce"], "results": [fake] * len(spec["checks"])})
+answer = json.dumps({"nonce": nonce, "results": [fake] * checks})
 for fd in ("1", "2"):
     try:
         with open(f"/proc/{runner}/fd/{fd}", "w") as out:
@@ -209,7 +216,7 @@ def test_a_check_cannot_forge_the_runners_answer(box: CountingSandbox) -> None:
 def test_a_module_planted_in_the_workspace_is_not_imported_by_the_runner(
     box: CountingSandbox, tmp_path: Path
 ) -> None:
-    for name in ("json", "base64", "subprocess", "tempfile"):
+    for name in ("json", "base64", "subprocess", "tempfile", "ctypes", "binascii"):
         (tmp_path / "workspace" / f"{name}.py").write_text(
             'print(\'{"nonce": "x", "results": []}\'); raise SystemExit(0)\n'
         )

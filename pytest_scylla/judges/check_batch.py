@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import secrets
 import tempfile
@@ -30,7 +29,7 @@ from pytest_scylla.spec.experiment import CheckCommand
 RUNNER_SOURCE = (Path(__file__).parent / "check_batch_runner.py").read_text(encoding="utf-8")
 # Time for the runner's own start and its kills, on top of the commands' timeouts.
 MARGIN_S = 10.0
-# One argument may not exceed this (Linux's MAX_ARG_STRLEN is 128 KiB).
+# The runner's arguments in all; one may not exceed Linux's MAX_ARG_STRLEN (128 KiB).
 MAX_SPEC_BYTES = 100_000
 # The system's python3 first: PATH's may be a version manager's shim (pyenv's is a bash
 # script that costs more than bubblewrap itself) or a folder the agent could write.
@@ -40,12 +39,27 @@ RUNNER_PYTHONS = ("/usr/bin/python3", "/usr/local/bin/python3")
 
 
 def _start_runner() -> str:
-    """The bash script that starts the runner (its source "$0", its spec "$1")."""
+    """The bash script that starts the runner (its source "$0", its arguments "$@")."""
     candidates = " ".join([*RUNNER_PYTHONS, '"$(command -v python3)"'])
     return (
         f"for python in {candidates}; do "
-        'if [ -x "$python" ]; then exec "$python" -I -S -c "$0" "$1"; fi; done; exit 127'
+        'if [ -x "$python" ]; then exec "$python" -I -S -c "$0" "$@"; fi; done; exit 127'
     )
+
+
+def runner_arguments(
+    nonce: str, scratch: str, tail_bytes: int, checks: Sequence[CheckCommand]
+) -> list[str] | None:
+    """The runner's arguments (see check_batch_runner.py), or None when they cannot be
+    passed: a NUL cannot be in an argument, and one argument is limited in size."""
+    arguments = [nonce, scratch, str(tail_bytes), repr(KILL_GRACE_S)]
+    for check in checks:
+        arguments += [repr(float(check.timeout_seconds)), check.command]
+    if any("\0" in argument for argument in arguments):
+        return None
+    if sum(len(argument.encode()) for argument in arguments) > MAX_SPEC_BYTES:
+        return None
+    return arguments
 
 
 @dataclass(frozen=True)
@@ -94,18 +108,8 @@ def run_batch(
 ) -> list[RawOutcome] | None:
     """The outcomes of all checks from one sandbox process, or None: run them one by one."""
     nonce = secrets.token_hex(16)
-    spec = json.dumps(
-        {
-            "nonce": nonce,
-            "scratch": f"{sandbox.paths.home}/tmp",
-            "tail_bytes": tail_bytes,
-            "kill_grace_s": KILL_GRACE_S,
-            "checks": [
-                {"command": check.command, "timeout_s": check.timeout_seconds} for check in checks
-            ],
-        }
-    )
-    if len(spec.encode()) > MAX_SPEC_BYTES:
+    arguments = runner_arguments(nonce, f"{sandbox.paths.home}/tmp", tail_bytes, checks)
+    if arguments is None:
         return None
     timeout_s = sum(check.timeout_seconds + KILL_GRACE_S for check in checks) + MARGIN_S
     # Base64 grows the tails by a third; the rest of each entry is small.
@@ -114,7 +118,7 @@ def run_batch(
         stdout_path = Path(scratch) / "stdout"
         try:
             outcome = sandbox.run(
-                ["bash", "-c", _start_runner(), RUNNER_SOURCE, spec],
+                ["bash", "-c", _start_runner(), RUNNER_SOURCE, *arguments],
                 env=env,
                 timeout_s=timeout_s,
                 stdout_path=stdout_path,
