@@ -11,7 +11,12 @@ import pytest
 from experiment_factory import write_experiment
 
 from pytest_scylla.gitignore import is_ignored, parse_ignore_file
-from pytest_scylla.harness_git import DiffLimits, HarnessRepository, summarize_changes
+from pytest_scylla.harness_git import (
+    DiffLimits,
+    HarnessRepository,
+    WorkspaceError,
+    summarize_changes,
+)
 from pytest_scylla.spec.load_experiment import Experiment, load_experiment
 from pytest_scylla.workspace import (
     DIGEST_SUFFIX,
@@ -357,3 +362,18 @@ def test_files_the_checkout_converted_are_not_changes(tmp_path: Path) -> None:
     assert summarize_changes(workspace, harness).diff == ""
     (workspace / "notes.txt").write_bytes(b"one\r\ntwo\r\nthree\r\n")
     assert "+++ b/notes.txt" in summarize_changes(workspace, harness).diff
+
+
+def test_a_symlink_planted_in_the_cache_is_never_followed_into_a_workspace(
+    experiment: Experiment, tmp_path: Path
+) -> None:
+    """The attack: someone who can write the cache (and its digest) links an object file to
+    a secret; a run's copy of the cache must neither follow the link nor copy it."""
+    secret = tmp_path / "secret"
+    secret.write_text("the host's secret\n")
+    start = SourceCache(tmp_path / "cache").repository(experiment)
+    (start.repository / ".git" / "objects" / "pack" / "planted.idx").symlink_to(secret)
+    with pytest.raises(WorkspaceError, match="symlink in the source cache"):
+        clone_workspace(start.repository, start.commit, tmp_path / "ws")
+    planted = tmp_path / "ws" / ".git" / "objects" / "pack" / "planted.idx"
+    assert not planted.exists() and not planted.is_symlink()
