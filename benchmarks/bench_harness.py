@@ -5,19 +5,32 @@ collect 10,000 items. Run: `python benchmarks/bench_harness.py` (targets: <= 100
 Per-item overhead = (wall time of a nop session - wall time of collecting the same items) /
 items: everything the harness does for a run (workspace clone, sub-test files, checks, record,
 aggregates) except starting pytest.
+
+`python benchmarks/bench_harness.py phases` shows where a run's CPU goes instead: an
+in-process session of the throughput benchmark's kind (test-001 T0, `--agent command`, no
+LLM judge) with each phase wrapped, counting this process's CPU and its reaped children's
+(getrusage), so git, bubblewrap and the check runner count too; also the CPU a process
+spends before its first run (interpreter, plugins, collection), which every xdist worker pays.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pytest_scylla.session import LOCAL_ISOLATION_ENV
 
@@ -166,7 +179,137 @@ def bwrap_overhead(small: int = 2, large: int = 8, rounds: int = 5) -> None:
     )
 
 
+def cpu_now() -> float:
+    """CPU seconds of this process and of every child it has reaped."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class PhaseClock:
+    """A pytest plugin that times wrapped functions and each item, CPU and wall."""
+
+    def __init__(self) -> None:
+        self.cpu: dict[str, list[float]] = defaultdict(list)
+        self.wall: dict[str, list[float]] = defaultdict(list)
+        self.marks: dict[str, float] = {}
+
+    def wrap(self, owner: Any, name: str, label: str) -> None:
+        found = vars(owner).get(name) if isinstance(owner, type) else None
+        static = isinstance(found, staticmethod)
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu, wall = cpu_now(), time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.cpu[label].append(cpu_now() - cpu)
+                self.wall[label].append(time.perf_counter() - wall)
+
+        setattr(owner, name, staticmethod(timed) if static else timed)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self) -> None:
+        self.marks["session start"] = cpu_now()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, None, None]:
+        self.marks.setdefault("first run", cpu_now())
+        cpu, wall = cpu_now(), time.perf_counter()
+        yield
+        self.cpu["whole run"].append(cpu_now() - cpu)
+        self.wall["whole run"].append(time.perf_counter() - wall)
+
+
+def _wrap_phases(clock: PhaseClock) -> None:
+    from pytest_scylla import plugin, redact_reports
+    from pytest_scylla.agents.command import CommandAgent
+    from pytest_scylla.run import agent_phase, executor
+    from pytest_scylla.sandbox.local import LocalSandboxFactory
+
+    for name, label in [
+        ("remove_tree", "remove work folder"),
+        ("clone_workspace", "clone"),
+        ("materialize", "materialize"),
+        ("prepare_harness_repository", "snapshot (harness repo)"),
+        ("run_pipeline", "baseline checks"),
+        ("run_after_checks", "after checks + rubric"),
+        ("summarize_changes", "diff"),
+        ("atomic_write_json", "agent-phase files"),
+        ("atomic_write_text", "agent-phase files"),
+        ("agent_credentials", "credentials"),
+    ]:
+        clock.wrap(agent_phase, name, label)
+    clock.wrap(LocalSandboxFactory, "open", "sandbox open")
+    clock.wrap(CommandAgent, "run", "agent (incl. its sandbox start)")
+    clock.wrap(executor, "run_judge_phase", "judge phase (scoring)")
+    clock.wrap(executor.RunExecutor, "_save", "record writes")
+    clock.wrap(executor, "run_agent_phase", "agent phase in all")
+    clock.wrap(plugin, "redact_report", "report redaction")
+    del redact_reports
+
+
+def phases(runs: int = 8, agent_command: str = "sleep 0.2") -> None:
+    """One in-process session: CPU per phase of a run, and before the first run."""
+    started = cpu_now()
+    clock = PhaseClock()
+    _wrap_phases(clock)
+    with tempfile.TemporaryDirectory(prefix="scylla-bench-") as scratch:
+        results = Path(scratch) / "results"
+        argv = [
+            str(EXPERIMENT),
+            "--tiers",
+            "T0",
+            "--max-subtests",
+            "4",
+            "--runs",
+            str(runs),
+            "--agent",
+            "command",
+            "--agent-command",
+            agent_command,
+            "--judge-model",
+            "none",
+            "--results-dir",
+            str(results),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ]
+        pytest.main(argv, plugins=[clock])
+        from pytest_scylla.artifacts import pack_run
+
+        run_dirs = sorted(path.parent for path in results.rglob("run_result.json"))
+        clock.wrap(sys.modules["pytest_scylla.artifacts"], "pack_run", "pack (worker side)")
+        packed = [sys.modules["pytest_scylla.artifacts"].pack_run(folder) for folder in run_dirs]
+        del pack_run
+        sizes = [len(p.payload) for p in packed if p is not None]
+    marks = clock.marks
+    print(
+        f"before the first run: {(marks['session start'] - started) * 1000:.0f} ms CPU to "
+        f"session start (plugins), {(marks['first run'] - marks['session start']) * 1000:.0f}"
+        " ms more to the first run (collection, session set-up); plus the interpreter and "
+        "the imports before this function"
+    )
+    items = len(clock.cpu["whole run"])
+    print(f"{items} runs; CPU per run (median, first run apart where it differs), wall median:")
+    for label in clock.cpu:
+        cpus, walls = clock.cpu[label], clock.wall[label]
+        per_run = sum(cpus) / items
+        print(
+            f"  {label:34s} {per_run * 1000:7.1f} ms/run  (calls {len(cpus)}, first "
+            f"{cpus[0] * 1000:.1f} ms, median {statistics.median(cpus) * 1000:.1f} ms CPU, "
+            f"{statistics.median(walls) * 1000:.1f} ms wall)"
+        )
+    print(f"  payload per run: median {statistics.median(sizes)} base64 bytes")
+
+
 if __name__ == "__main__":
-    collection()
-    nop_overhead()
-    bwrap_overhead()
+    if sys.argv[1:] == ["phases"]:
+        phases()
+    else:
+        collection()
+        nop_overhead()
+        bwrap_overhead()

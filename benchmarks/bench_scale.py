@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "experiments" / "test-001"
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in MB, output tail) of one subprocess."""
+def timed(command: list[str], cwd: Path) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS in MB, output tail, CPU seconds of the whole process tree:
+    pytest, its xdist workers, and everything they ran) of one subprocess."""
     started = time.perf_counter()
     process = subprocess.Popen(
         command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -44,7 +45,8 @@ def timed(command: list[str], cwd: Path) -> tuple[float, int, str]:
     # 1: runs failed (an agent that only sleeps scores 0); the session itself completed.
     if process.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(command)} failed:\n{output[-3000:]}")
-    return elapsed, usage.ru_maxrss // 1024, output.strip().splitlines()[-1]
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss // 1024, output.strip().splitlines()[-1], cpu
 
 
 def throughput(workers: list[int]) -> dict[str, Any]:
@@ -76,9 +78,14 @@ def throughput(workers: list[int]) -> dict[str, Any]:
                 "-n",
                 str(count),
             ]
-            elapsed, _rss, tail = timed(command, ROOT)
+            elapsed, _rss, tail, cpu = timed(command, ROOT)
         figures[f"n{count}_s"] = round(elapsed, 1)
-        print(f"-n {count}: 64 runs in {elapsed:.1f} s ({tail})", flush=True)
+        figures[f"n{count}_cpu_s"] = round(cpu, 1)
+        # CPU beyond what two cores give in the sleeping part (16 s at -n 8) is what the
+        # harness adds to the wall time.
+        print(
+            f"-n {count}: 64 runs in {elapsed:.1f} s, {cpu:.1f} s CPU in all ({tail})", flush=True
+        )
     figures["load_after"] = os.getloadavg()
     if len(workers) == 2:
         speedup = figures[f"n{workers[0]}_s"] / figures[f"n{workers[1]}_s"]
@@ -108,7 +115,7 @@ def collect(runs: int = 2500) -> dict[str, Any]:
             "-p",
             "no:cacheprovider",
         ]
-        elapsed, rss, tail = timed(command, ROOT)
+        elapsed, rss, tail, _cpu = timed(command, ROOT)
     print(f"collect: {tail}; {elapsed:.2f} s wall, peak RSS {rss} MB (targets 5 s, 500 MB)")
     return {"collect_s": round(elapsed, 2), "collect_peak_mb": rss, "summary": tail}
 
