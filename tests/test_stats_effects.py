@@ -90,6 +90,21 @@ def test_hodges_lehmann_large_groups_select_without_all_pairs() -> None:
     assert result.high == pytest.approx(ordered[pairs - depth], abs=1e-9)
 
 
+def test_hodges_lehmann_of_tied_scores_reads_order_statistics_of_all_pairs() -> None:
+    # 400 x 300 tied runs (few distinct scores): the order statistics come from the distinct
+    # differences and their multiplicities; they must be those of all 120,000 pairs.
+    rng = np.random.default_rng(14)
+    a, b = rng.integers(0, 9, 400) / 8, rng.integers(0, 7, 300) / 6
+    result = hodges_lehmann(a, b)
+    ordered = np.sort(np.subtract.outer(a, b).ravel())
+    pairs = ordered.size
+    assert result.estimate == (ordered[pairs // 2 - 1] + ordered[pairs // 2]) / 2
+    depth = math.floor(pairs / 2 - 1.959964 * math.sqrt(pairs * (a.size + b.size + 1) / 12))
+    assert (result.low, result.high) == (ordered[depth - 1], ordered[pairs - depth])
+    odd = hodges_lehmann(a[:-1], b[:-1])  # 399 x 299 pairs: one middle difference
+    assert odd.estimate == np.median(np.subtract.outer(a[:-1], b[:-1]))
+
+
 def test_hodges_lehmann_too_few_runs_for_any_interval() -> None:
     # 2 vs 2 runs: the most extreme split has two-sided p = 2 / C(4, 2) = 1/3 > 0.05.
     result = hodges_lehmann([1.0, 2.0], [0.0, 0.5])

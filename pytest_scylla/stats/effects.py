@@ -72,12 +72,26 @@ def _count_at_most(a_sorted: np.ndarray, b_sorted: np.ndarray, threshold: float)
     return int((b_sorted.size - np.searchsorted(b_sorted, a_sorted - threshold, "left")).sum())
 
 
+def _kth_differences(a_sorted: np.ndarray, b_sorted: np.ndarray, ks: list[int]) -> list[float]:
+    """The k-th smallest (1-based) of all a[i] - b[j], for each k in ks.
+
+    Tied scores make few distinct differences: the differences of distinct values are
+    sorted once with their multiplicities (how many pairs give each), and every k is read
+    off the running count. Too many distinct pairs to hold: bisection over counts, per k.
+    """
+    values_a, counts_a = np.unique(a_sorted, return_counts=True)
+    values_b, counts_b = np.unique(b_sorted, return_counts=True)
+    if values_a.size * values_b.size > _MAX_MATERIALISED_PAIRS:
+        return [_kth_difference(a_sorted, b_sorted, k) for k in ks]
+    differences = (values_a[:, None] - values_b[None, :]).ravel()
+    multiplicities = (counts_a[:, None] * counts_b[None, :]).ravel()
+    order = np.argsort(differences, kind="stable")
+    at_or_below = np.cumsum(multiplicities[order])
+    return [float(differences[order[np.searchsorted(at_or_below, k)]]) for k in ks]
+
+
 def _kth_difference(a_sorted: np.ndarray, b_sorted: np.ndarray, k: int) -> float:
-    """The k-th smallest (1-based) of all a[i] - b[j]."""
-    pairs = a_sorted.size * b_sorted.size
-    if pairs <= _MAX_MATERIALISED_PAIRS:
-        differences = (a_sorted[:, None] - b_sorted[None, :]).ravel()
-        return float(np.partition(differences, k - 1)[k - 1])
+    """The k-th smallest (1-based) of all a[i] - b[j], by bisection over counts."""
     low = float(a_sorted[0] - b_sorted[-1]) - 1.0  # fewer than k at or below
     high = float(a_sorted[-1] - b_sorted[0])  # all at or below
     for _ in range(200):
@@ -122,20 +136,18 @@ def hodges_lehmann(a: Sequence[float], b: Sequence[float], confidence: float = 0
     check_confidence(confidence)
     xa, xb = np.sort(as_nonempty("a", a)), np.sort(as_nonempty("b", b))
     pairs = xa.size * xb.size
-    if pairs % 2:
-        estimate = _kth_difference(xa, xb, pairs // 2 + 1)
-    else:
-        estimate = (
-            _kth_difference(xa, xb, pairs // 2) + _kth_difference(xa, xb, pairs // 2 + 1)
-        ) / 2
     depth = _moses_depth(xa.size, xb.size, confidence)
+    ks = [pairs // 2 + 1, (pairs + 1) // 2]  # the middle one or two
+    if depth:
+        ks += [depth, pairs + 1 - depth]
+    found = _kth_differences(xa, xb, ks)
+    estimate = (found[0] + found[1]) / 2 if pairs % 2 == 0 else found[0]
     note = None
     if depth == 0:
         low, high = -math.inf, math.inf
         note = f"too few runs for a {confidence:.0%} rank interval"
     else:
-        low = _kth_difference(xa, xb, depth)
-        high = _kth_difference(xa, xb, pairs + 1 - depth)
+        low, high = found[2], found[3]
     interval = Interval(
         estimate=estimate,
         low=low,
