@@ -30,6 +30,7 @@ from pytest_scylla.aggregate_details import (
     criteria_means,
     judge_agreement,
     judge_summaries,
+    run_token_counts,
     tokens_known,
 )
 from pytest_scylla.records import RunRecord
@@ -212,7 +213,7 @@ def _summary(record: RunRecord) -> RunSummary:
         attempts=1 + len(record.attempts),
         agent_cost_usd=record.total_agent_cost_usd if cost_known(record) else None,
         judge_cost_usd=record.total_judge_cost_usd,
-        tokens=record.total_tokens if tokens_known(record) else None,
+        tokens=sum(run_token_counts(record)) if tokens_known(record) else None,
         duration_s=round(record.durations.agent_s, 3),
         judge_score_range=record.consensus.score_range if record.consensus else None,
         error=f"{record.error.stage}: {record.error.message}"
@@ -252,7 +253,7 @@ def _stats(
         cost_of_pass=cost_of_pass,
         cost_of_pass_infinite=cost_of_pass is not None and math.isinf(cost_of_pass),
         mean_tokens=cost.mean_tokens,
-        total_tokens=sum(r.total_tokens for r in judged if tokens_known(r)),
+        total_tokens=sum(sum(run_token_counts(r)) for r in judged if tokens_known(r)),
         mean_duration=statistics.fmean(durations) if durations else None,
         median_duration=statistics.median(durations) if durations else None,
         small_sample_intervals=0 < n < 5,
