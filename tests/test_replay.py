@@ -133,3 +133,32 @@ def test_a_regenerate_imports_no_api_client(pytester: pytest.Pytester) -> None:
     regenerated = pytester.runpytest_subprocess(str(results), "--scylla-regenerate", *args[5:])
     regenerated.assert_outcomes(passed=1)
     assert (pytester.path / "sdk.txt").read_text() == "False"
+
+
+def test_a_regenerated_error_is_reported_in_one_line_without_a_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    experiment = write_experiment(pytester.path, "exp-error")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "2", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    record_file = results / "exp-error" / "T0" / "00-empty" / "run-02" / RUN_RECORD_FILE
+    record = json.loads(record_file.read_text())
+    record.update(
+        outcome="error",
+        stage="started",
+        result=None,
+        error={"stage": "agent", "message": "the agent did not finish"},
+    )
+    atomic_write_text(record_file, json.dumps(record, indent=2) + "\n")
+    regenerated = pytester.runpytest(str(results), "--scylla-regenerate", "-p", "no:cacheprovider")
+    regenerated.assert_outcomes(passed=1, errors=1)
+    regenerated.stdout.fnmatch_lines(
+        [
+            "*ERROR at setup of exp-error T0/00-empty run 2*",
+            "agent: the agent did not finish",
+            "  run files: *run-02",
+            "ERROR *00-empty?run-02? - agent: the agent did not finish",
+        ]
+    )
+    regenerated.stdout.no_fnmatch_line("*collect.py*")

@@ -34,7 +34,8 @@ class RunOutcome:
     record: RunRecord | None  # None: --scylla-regenerate found nothing on disk
     from_disk: bool = False
     notes: list[str] = field(default_factory=list)
-    # The record file's text, for a finished run reported from disk as it is (not re-dumped).
+    # The record file's text when the file holds exactly `record`: a finished run reported
+    # from disk as it is, or one regenerate just wrote (neither is dumped again).
     record_text: str | None = None
 
 

@@ -60,8 +60,10 @@ def regenerate(
                 }
             )
     finalize_outcome(record)
-    write_text_if_changed(run_path / RUN_RECORD_FILE, dump_record(record))
-    return RunOutcome(record, from_disk=True, notes=notes)
+    text = dump_record(record)
+    write_text_if_changed(run_path / RUN_RECORD_FILE, text)
+    # The file's text now: the controller need not dump, compare or write the record again.
+    return RunOutcome(record, from_disk=True, notes=notes, record_text=text)
 
 
 def _reparse_agent(
