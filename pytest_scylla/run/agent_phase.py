@@ -27,6 +27,7 @@ from pytest_scylla.redact import Redactor
 from pytest_scylla.results_layout import AGENT_DIR, CHECKS_FILE, DIFF_FILE, MANIFEST_FILE
 from pytest_scylla.run.plan import RunPlan
 from pytest_scylla.run.services import SessionServices
+from pytest_scylla.run.shared_baselines import shared_baselines
 from pytest_scylla.sandbox.base import RunDirs
 from pytest_scylla.settings import DEFAULT_RUN_TIMEOUT_S
 from pytest_scylla.workspace import (
@@ -119,7 +120,9 @@ def run_agent_phase(
             }
             checks = ChecksRecord()
             phase_started = time.monotonic()
-            checks.baseline_from, checks.baseline = services.baselines.get_or_run(
+            # Shared with the session's other workers on this host, where there are some.
+            baselines = shared_baselines(services.work_root) or services.baselines
+            checks.baseline_from, checks.baseline = baselines.get_or_run(
                 base_commit,
                 experiment,
                 plan.node_id,
