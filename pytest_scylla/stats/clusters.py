@@ -52,8 +52,8 @@ def cluster_bootstrap_mean(
     if not sums:
         raise ValueError("cluster_bootstrap_mean needs at least one run")
     cluster_sums, cluster_sizes = np.array(sums), np.array(sizes, dtype=float)
-    sums = resampled_sums(np.column_stack([cluster_sums, cluster_sizes]), resamples, seed)
-    estimates = sums[:, 0] / sums[:, 1]
+    resampled = resampled_sums(np.column_stack([cluster_sums, cluster_sizes]), resamples, seed)
+    estimates = resampled[:, 0] / resampled[:, 1]
     low, high = percentile_bounds(estimates, confidence)
     interval = Interval(
         estimate=float(cluster_sums.sum() / cluster_sizes.sum()),

@@ -171,7 +171,7 @@ def rank_sum_test(
         rng = np.random.default_rng(seed)
         # numpy's two samplers: "marginals" costs a hypergeometric draw (~100 ns) per distinct
         # value, "count" a shuffle step (~10 ns) per drawn run.
-        method = "count" if small < 10 * sizes.size else "marginals"
+        method: Literal["count", "marginals"] = "count" if small < 10 * sizes.size else "marginals"
         counts = rng.multivariate_hypergeometric(sizes, small, size=resamples, method=method)
         totals = counts @ doubled
         hits = int(np.count_nonzero(np.abs(totals - centre) >= abs(observed - centre)))
