@@ -52,12 +52,13 @@ def run_token_counts(record: RunRecord) -> tuple[int, int, int, int]:
     """
     usages = list(record.agent.tokens_by_model.values()) if record.agent else []
     usages += [attempt.tokens for attempt in record.attempts]
-    return (
-        sum(usage.input_tokens for usage in usages),
-        sum(usage.output_tokens for usage in usages),
-        sum(usage.cache_creation_input_tokens for usage in usages),
-        sum(usage.cache_read_input_tokens for usage in usages),
-    )
+    fresh = output = creation = read = 0
+    for usage in usages:
+        fresh += usage.input_tokens
+        output += usage.output_tokens
+        creation += usage.cache_creation_input_tokens
+        read += usage.cache_read_input_tokens
+    return (fresh, output, creation, read)
 
 
 def run_tokens(record: RunRecord) -> TokenUsage:
