@@ -153,6 +153,33 @@ def _read_head(git_dir: Path) -> str:
     return head
 
 
+# (cache objects, commit) -> the commit's files: every run of a sub-test starts from the
+# same commit, and a commit id names its tree, so one `git ls-tree` per process is enough.
+_LISTINGS: dict[tuple[Path, str], tuple[dict[str, _Tracked], dict[str, int]]] = {}
+_LISTINGS_KEPT = 256
+
+
+def _tree_listing(
+    git_dir: Path, cache_objects: Path, head: str
+) -> tuple[dict[str, _Tracked], dict[str, int]]:
+    """(mode and blob id, blob size) of each path of the commit; do not modify them."""
+    key = (cache_objects, head)
+    if key not in _LISTINGS:
+        tracked: dict[str, _Tracked] = {}
+        blob_sizes: dict[str, int] = {}
+        listing = run_git(git_dir, ["ls-tree", "-r", "-z", "--long", "--full-tree", head])
+        for line in listing.split("\0"):
+            if line:
+                meta, path = line.split("\t", 1)
+                mode, _kind, oid, size = meta.split()
+                tracked[path] = _Tracked(mode, oid)
+                blob_sizes[path] = int(size) if size.isdigit() else -1
+        if len(_LISTINGS) >= _LISTINGS_KEPT:
+            _LISTINGS.clear()
+        _LISTINGS[key] = (tracked, blob_sizes)
+    return _LISTINGS[key]
+
+
 def snapshot_repository(
     workspace: Path, git_dir: Path, cache_repository: Path
 ) -> HarnessRepository:
@@ -176,16 +203,8 @@ def snapshot_repository(
             target.mkdir()
             for loose in os.scandir(folder.path):
                 shutil.copyfile(loose.path, target / loose.name, follow_symlinks=False)
-    tracked: dict[str, _Tracked] = {}
-    blob_sizes: dict[str, int] = {}
-    listing = run_git(git_dir, ["ls-tree", "-r", "-z", "--long", "--full-tree", head])
-    for line in listing.split("\0"):
-        if line:
-            meta, path = line.split("\t", 1)
-            mode, _kind, oid, size = meta.split()
-            tracked[path] = _Tracked(mode, oid)
-            blob_sizes[path] = int(size) if size.isdigit() else -1
-    repository = HarnessRepository(git_dir=git_dir, base_commit=head, tracked=tracked)
+    tracked, blob_sizes = _tree_listing(git_dir, cache_objects, head)
+    repository = HarnessRepository(git_dir=git_dir, base_commit=head, tracked=dict(tracked))
     for path, entry in tracked.items():
         if entry.mode == "160000":
             continue

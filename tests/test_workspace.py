@@ -377,3 +377,25 @@ def test_a_symlink_planted_in_the_cache_is_never_followed_into_a_workspace(
         clone_workspace(start.repository, start.commit, tmp_path / "ws")
     planted = tmp_path / "ws" / ".git" / "objects" / "pack" / "planted.idx"
     assert not planted.exists() and not planted.is_symlink()
+
+
+def test_a_starting_commit_is_listed_once_per_process(
+    experiment: Experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_scylla.harness_git as harness_git
+
+    first_workspace, first = harness_for(experiment, tmp_path, "one")
+    calls: list[list[str]] = []
+    real_run_git = harness_git.run_git
+
+    def counting(git_dir: Path, args: list[str], **kwargs: object) -> str:
+        calls.append(args)
+        return real_run_git(git_dir, args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(harness_git, "run_git", counting)
+    second_workspace, second = harness_for(experiment, tmp_path, "two")
+    assert second.base_commit == first.base_commit and second.tracked == first.tracked
+    assert not [args for args in calls if args[0] == "ls-tree"]
+    (second_workspace / "README.md").write_text("changed\n")
+    assert summarize_changes(second_workspace, second).files_changed == 1
+    assert summarize_changes(first_workspace, first).files_changed == 0
