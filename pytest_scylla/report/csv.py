@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from pytest_scylla.aggregate import ExperimentResult, SubTestResult, TierResult
-from pytest_scylla.aggregate_details import cost_known, run_tokens, tokens_known
+from pytest_scylla.aggregate_details import cost_known, run_token_counts, tokens_known
 from pytest_scylla.records import RunRecord
 from pytest_scylla.stats import Interval
 
@@ -52,7 +52,7 @@ RUN_HEADERS = (
 
 def _run_row(record: RunRecord, counted: bool) -> list[Cell]:
     judged = record.outcome != "error" and record.result is not None
-    tokens = run_tokens(record) if tokens_known(record) else None
+    tokens = run_token_counts(record) if tokens_known(record) else None
     durations = record.durations
     return [
         record.experiment_id,
@@ -67,11 +67,8 @@ def _run_row(record: RunRecord, counted: bool) -> list[Cell]:
         durations.workspace_s + durations.agent_s + durations.checks_s + durations.judge_s,
         durations.agent_s,
         durations.judge_s,
-        tokens.input_tokens if tokens else None,
-        tokens.output_tokens if tokens else None,
-        tokens.cache_creation_input_tokens if tokens else None,
-        tokens.cache_read_input_tokens if tokens else None,
-        tokens.total if tokens else None,
+        *(tokens if tokens else (None, None, None, None)),  # the four kinds, TOKEN_KINDS order
+        sum(tokens) if tokens else None,
         record.exit_code,
         record.outcome,
         counted,
@@ -148,16 +145,18 @@ def _criteria_rows(record: RunRecord) -> list[list[Cell]]:
     for number, judge in enumerate(record.judges, start=1):
         if judge.status != "ok":
             continue
+        verdicts = judge.items
         for category, items in categories.items():
-            scored = [
-                (judge.items[item_id].achieved, maximum)
-                for item_id, maximum in items
-                if item_id in judge.items and judge.items[item_id].achieved is not None
-            ]
-            if not scored:
+            achieved_points, maxima = [], []
+            for item_id, maximum in items:
+                verdict = verdicts.get(item_id)
+                if verdict is not None and verdict.achieved is not None:
+                    achieved_points.append(verdict.achieved)
+                    maxima.append(maximum)
+            if not maxima:
                 continue
-            achieved = math.fsum(value or 0.0 for value, _ in scored)
-            maximum = math.fsum(m for _, m in scored)
+            achieved = math.fsum(achieved_points)
+            maximum = math.fsum(maxima)
             rows.append(
                 [*prefix, judge.model, number, category, achieved / maximum if maximum else None,
                  achieved, maximum]
