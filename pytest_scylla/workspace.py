@@ -118,6 +118,8 @@ class SourceCache:
         self._versions: dict[Path, str] = {}
         self._commits: dict[tuple[Path, str], StartingPoint] = {}  # by (repository, ref)
         self._verified: set[Path] = set()
+        # (repository, starting commit, manifest digest) -> (sub-test commit, its objects)
+        self._subtest_commits: dict[tuple[Path, str, str], tuple[str, dict[str, bytes]]] = {}
 
     def repository(self, experiment: Experiment) -> StartingPoint:
         """The cached repository and the commit runs start from."""
@@ -176,6 +178,51 @@ class SourceCache:
             self._commits[key] = StartingPoint(repository, commit, date)
         return self._commits[key]
 
+    def start_workspace(
+        self,
+        start: StartingPoint,
+        subtest: ResolvedSubTest,
+        catalogue: Catalogue,
+        destination: Path,
+        clone: Callable[[Path, str, Path], None] | None = None,
+    ) -> ConfigManifest:
+        """`clone_workspace` then `materialize`, with the sub-test's commit made once per
+        process: its id depends only on the starting commit and the files (fixed dates), so
+        later runs copy its few objects and check it out in their clone's one git process
+        instead of three. The first run checks its files out again after committing them,
+        so every run's files are a checkout's (the source's attributes apply alike).
+        `clone`: `clone_workspace` unless given."""
+        clone = clone or clone_workspace
+        files = subtest_files(subtest, catalogue)
+        if not files.manifest.files:
+            clone(start.repository, start.commit, destination)
+            return files.manifest
+        key = (start.repository, start.commit, files.manifest.sha256())
+        known = self._subtest_commits.get(key)
+        if known is not None:
+            commit, objects = known
+            for name, content in objects.items():
+                target = destination / ".git" / "objects" / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+            clone(start.repository, commit, destination)
+            return files.manifest
+        clone(start.repository, start.commit, destination)
+        _write_and_commit(destination, files, start.date)
+        git_dir = destination / ".git"
+        commit = (git_dir / "refs" / "heads" / RUN_BRANCH).read_text().strip()
+        objects = {
+            f"{folder.name}/{loose.name}": loose.read_bytes()
+            for folder in (git_dir / "objects").iterdir()
+            if len(folder.name) == 2 and folder.is_dir()
+            for loose in folder.iterdir()
+        }
+        for relative, _content in files.contents:
+            (destination / relative).unlink(missing_ok=True)
+        git(["read-tree", "-u", "--reset", "HEAD"], destination)
+        self._subtest_commits[key] = (commit, objects)
+        return files.manifest
+
     @staticmethod
     def _clone_remote(repo: str, staging: Path) -> None:
         git(["clone", "-q", "--no-checkout", "--no-hardlinks", repo, str(staging)], staging.parent)
@@ -218,7 +265,9 @@ def clone_workspace(repository: Path, commit: str, destination: Path) -> None:
     """The run's own repository, sharing no file with the cache (the agent will own all of
     it): the cache's objects and refs copied, the branch `scylla-run` at `commit`, checked
     out. What `git clone --no-hardlinks` and `git checkout -B` did, in one git process
-    instead of five (clone runs upload-pack through a shell): a run pays for each."""
+    instead of five (clone runs upload-pack through a shell): a run pays for each.
+    Objects already in `destination/.git/objects` are kept (a sub-test's commit, see
+    `SourceCache.start_workspace`)."""
     source = repository / ".git"
     git_dir = destination / ".git"
     _copy_regular_files(source / "objects", git_dir / "objects")
@@ -264,13 +313,17 @@ class ConfigManifest(BaseModel):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
-def _write(
-    workspace: Path, relative: str, content: bytes, source: str, manifest: ConfigManifest
-) -> None:
-    target = workspace / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(content)
-    manifest.files.append(
+class SubTestFiles(NamedTuple):
+    """What a sub-test puts into a workspace: the manifest, and each file's bytes in the
+    order they are written (a later one with the same path wins)."""
+
+    manifest: ConfigManifest
+    contents: list[tuple[str, bytes]]
+
+
+def _write(files: SubTestFiles, relative: str, content: bytes, source: str) -> None:
+    files.contents.append((relative, content))
+    files.manifest.files.append(
         MaterializedFile(path=relative, sha256=hashlib.sha256(content).hexdigest(), source=source)
     )
 
@@ -283,6 +336,24 @@ def materialize(
     The commit takes the starting commit's date, so its id depends only on its parent and
     its tree: every run of a sub-test starts from the same commit.
     """
+    files = subtest_files(subtest, catalogue)
+    _write_and_commit(workspace, files, start_date)
+    return files.manifest
+
+
+def _write_and_commit(workspace: Path, files: SubTestFiles, start_date: str) -> None:
+    for relative, content in files.contents:
+        target = workspace / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    if files.manifest.files:
+        git(["add", "-A", "--", *[entry.path for entry in files.manifest.files]], workspace)
+        dates = {"GIT_AUTHOR_DATE": start_date, "GIT_COMMITTER_DATE": start_date}
+        git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace, env=dates)
+
+
+def subtest_files(subtest: ResolvedSubTest, catalogue: Catalogue) -> SubTestFiles:
+    """The sub-test's configuration files and manifest, read from the catalogue."""
     resources = subtest.resources
     manifest = ConfigManifest(
         tier=subtest.tier,
@@ -295,6 +366,7 @@ def materialize(
         allowed_tools=resources.tools.allowed,
         disallowed_tools=list(resources.tools.disallowed),
     )
+    files = SubTestFiles(manifest, [])
     if resources.claude_md.blocks:
         texts = []
         for block in resources.claude_md.blocks:
@@ -302,17 +374,16 @@ def materialize(
             if block_file is None:
                 raise WorkspaceError(f"{subtest.source_file}: block {block} not found")
             texts.append(block_file.read_text(encoding="utf-8").strip())
-        _write(workspace, "CLAUDE.md", ("\n\n".join(texts) + "\n").encode(), "blocks", manifest)
+        _write(files, "CLAUDE.md", ("\n\n".join(texts) + "\n").encode(), "blocks")
     for agent in resources.agents:
         agent_file = catalogue.find_resource("agents", agent, ".md")
         if agent_file is None:
             raise WorkspaceError(f"{subtest.source_file}: agent {agent} not found")
         _write(
-            workspace,
+            files,
             f".claude/agents/{agent}.md",
             agent_file.read_bytes(),
             str(agent_file),
-            manifest,
         )
     for skill in resources.skills:
         skill_dir = catalogue.find_resource("skills", skill, "")
@@ -322,11 +393,10 @@ def materialize(
             if path.is_file():
                 relative = path.relative_to(skill_dir).as_posix()
                 _write(
-                    workspace,
+                    files,
                     f".claude/skills/{skill}/{relative}",
                     path.read_bytes(),
                     str(path),
-                    manifest,
                 )
     settings_data = dict(resources.settings)
     if resources.mcp_servers:
@@ -336,17 +406,16 @@ def materialize(
         settings_data["enabledMcpjsonServers"] = approved
     if settings_data:
         settings = json.dumps(settings_data, indent=2, sort_keys=True) + "\n"
-        _write(workspace, ".claude/settings.json", settings.encode(), "generated", manifest)
+        _write(files, ".claude/settings.json", settings.encode(), "generated")
     if resources.mcp_servers:
         servers = {
             name: server.model_dump() for name, server in sorted(resources.mcp_servers.items())
         }
         _write(
-            workspace,
+            files,
             ".mcp.json",
             (json.dumps({"mcpServers": servers}, indent=2) + "\n").encode(),
             "generated",
-            manifest,
         )
         # MCP servers shipped in the catalogue run from the workspace, so every sandbox sees them.
         for layer in reversed(catalogue.layers):
@@ -355,17 +424,12 @@ def materialize(
                 for path in sorted(mcp_dir.iterdir()):
                     if path.is_file():
                         _write(
-                            workspace,
+                            files,
                             f".claude/mcp/{path.name}",
                             path.read_bytes(),
                             str(path),
-                            manifest,
                         )
-    if manifest.files:
-        git(["add", "-A", "--", *[entry.path for entry in manifest.files]], workspace)
-        dates = {"GIT_AUTHOR_DATE": start_date, "GIT_COMMITTER_DATE": start_date}
-        git(["commit", "-q", "-m", MATERIALIZE_MESSAGE], workspace, env=dates)
-    return manifest
+    return files
 
 
 def remove_tree(path: Path) -> None:

@@ -399,3 +399,38 @@ def test_a_starting_commit_is_listed_once_per_process(
     (second_workspace / "README.md").write_text("changed\n")
     assert summarize_changes(second_workspace, second).files_changed == 1
     assert summarize_changes(first_workspace, first).files_changed == 0
+
+
+def test_later_runs_of_a_subtest_get_its_commit_without_making_it_again(
+    experiment: Experiment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_scylla.workspace as workspace_module
+
+    cache = SourceCache(tmp_path / "cache")
+    start = cache.repository(experiment)
+    subtest = {s.id: s for s in experiment.catalogue.subtests("T0")}["05-full"]
+    # The plain way: a clone, the files written, git add and git commit.
+    plain = tmp_path / "plain"
+    clone_workspace(start.repository, start.commit, plain)
+    expected = materialize(plain, subtest, experiment.catalogue, start_date=start.date)
+    calls: list[list[str]] = []
+    real_git = workspace_module.git
+
+    def counting(args: list[str], cwd: Path, **kwargs: object) -> str:
+        calls.append(args)
+        return real_git(args, cwd, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(workspace_module, "git", counting)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert cache.start_workspace(start, subtest, experiment.catalogue, first) == expected
+    made = len(calls)
+    assert cache.start_workspace(start, subtest, experiment.catalogue, second) == expected
+    assert [args[0] for args in calls[made:]] == ["read-tree"]  # one git process
+    for workspace in (first, second):
+        assert real_git(["rev-parse", "HEAD"], workspace) == real_git(["rev-parse", "HEAD"], plain)
+        assert real_git(["status", "--porcelain", "--untracked-files=all"], workspace) == ""
+        real_git(["fsck", "--strict", "--no-dangling"], workspace)
+        for entry in expected.files:
+            assert (workspace / entry.path).read_bytes() == (plain / entry.path).read_bytes()
+    # The second run's copy of the sub-test's objects is its own, like the rest of its clone.
+    assert not _inodes(first / ".git") & _inodes(second / ".git")

@@ -32,7 +32,6 @@ from pytest_scylla.sandbox.base import RunDirs
 from pytest_scylla.settings import DEFAULT_RUN_TIMEOUT_S
 from pytest_scylla.workspace import (
     clone_workspace,
-    materialize,
     prepare_harness_repository,
     remove_tree,
 )
@@ -78,10 +77,10 @@ def run_agent_phase(
     dirs.inputs.mkdir(parents=True, exist_ok=True)  # the prompt goes in before the sandbox opens
     started = time.monotonic()
     try:
-        repository, commit, start_date = services.source_cache.repository(experiment)
-        clone_workspace(repository, commit, dirs.workspace)
-        manifest = materialize(
-            dirs.workspace, plan.subtest, experiment.catalogue, start_date=start_date
+        start = services.source_cache.repository(experiment)
+        repository, commit = start.repository, start.commit
+        manifest = services.source_cache.start_workspace(
+            start, plan.subtest, experiment.catalogue, dirs.workspace, clone=clone_workspace
         )
         harness_repository = prepare_harness_repository(dirs.workspace, repository, work)
         base_commit = harness_repository.base_commit
