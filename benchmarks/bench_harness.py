@@ -228,11 +228,11 @@ def _wrap_phases(clock: PhaseClock) -> None:
     from pytest_scylla.agents.command import CommandAgent
     from pytest_scylla.run import agent_phase, executor
     from pytest_scylla.sandbox.local import LocalSandboxFactory
+    from pytest_scylla.workspace import SourceCache
 
     for name, label in [
         ("remove_tree", "remove work folder"),
         ("clone_workspace", "clone"),
-        ("materialize", "materialize"),
         ("prepare_harness_repository", "snapshot (harness repo)"),
         ("run_pipeline", "baseline checks"),
         ("run_after_checks", "after checks + rubric"),
@@ -242,6 +242,7 @@ def _wrap_phases(clock: PhaseClock) -> None:
         ("agent_credentials", "credentials"),
     ]:
         clock.wrap(agent_phase, name, label)
+    clock.wrap(SourceCache, "start_workspace", "clone + sub-test files")
     clock.wrap(LocalSandboxFactory, "open", "sandbox open")
     clock.wrap(CommandAgent, "run", "agent (incl. its sandbox start)")
     clock.wrap(executor, "run_judge_phase", "judge phase (scoring)")
