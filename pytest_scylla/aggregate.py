@@ -84,13 +84,6 @@ class OutcomeCounts(BaseModel):
     earlier_attempts: int = 0  # executions redone: spend counted, outcome superseded
     replaced_judged_runs: int = 0  # judged runs re-drawn on request (--scylla-rerun-failed)
 
-    def add(self, record: RunRecord) -> None:
-        setattr(self, record.outcome, getattr(self, record.outcome) + 1)
-        if record.outcome != "error" and record.timed_out:
-            self.timed_out += 1
-        self.earlier_attempts += len(record.attempts)
-        self.replaced_judged_runs += record.replaced_judged_run
-
     @property
     def total(self) -> int:
         return self.passed + self.failed + self.error
@@ -265,10 +258,17 @@ def _judged_runs(records: list[RunRecord]) -> list[RunRecord]:
 
 
 def _counts(records: list[RunRecord]) -> OutcomeCounts:
-    counts = OutcomeCounts()
-    for record in records:
-        counts.add(record)
-    return counts
+    # Tallied in plain ints, then one model: assigning model fields per record cost a
+    # pydantic setattr each.
+    outcomes = Counter(record.outcome for record in records)
+    return OutcomeCounts(
+        passed=outcomes["passed"],
+        failed=outcomes["failed"],
+        error=outcomes["error"],
+        timed_out=sum(1 for r in records if r.outcome != "error" and r.timed_out),
+        earlier_attempts=sum(len(record.attempts) for record in records),
+        replaced_judged_runs=sum(record.replaced_judged_run for record in records),
+    )
 
 
 def _best(subtests: dict[str, SubTestResult]) -> str | None:
