@@ -3,6 +3,11 @@
 10,000 runs (5 tiers x 2,000, scores on a 0.25 grid as judges give them, 200 sub-tests),
 10,000 resamples: what aggregating such an experiment would spend in statistics.
 
+The last block times compare_tiers and its three parts on one experiment of the
+`bench_regenerate.py --tree` benchmark: 7 tiers of 588, 295, 285, 287, 197, 192 and 95 runs
+whose consensus scores take about 50 distinct values (11 comparisons). There every part
+samples (permutation tests, bootstrap): CPU time, not Python overhead, is the cost.
+
     python benchmarks/bench_stats.py [--runs 10000] [--resamples 10000]
 """
 
@@ -89,6 +94,34 @@ def main() -> None:
         lambda: stats.signed_rank_test(continuous[:200], continuous[200:400]),
     )
     print(f"{'total':<58} {total * 1000:9.1f} ms")
+    tree_experiment(rng, resamples)
+
+
+def tree_experiment(rng: np.random.Generator, resamples: int) -> None:
+    """compare_tiers on tiers shaped like one experiment of the regenerate benchmark."""
+    sizes = (588, 295, 285, 287, 197, 192, 95)
+    grid = np.arange(30, 72) / 72  # consensus scores: means of 1-3 judges on a rubric grid
+    tiers = {
+        f"T{index}": list(rng.choice(grid[index : index + 36], size)) + [0.0] * 3
+        for index, size in enumerate(sizes)
+    }
+    groups = list(tiers.values())
+    pairs = stats.comparison_pairs(list(tiers), [True] * len(tiers))
+    print(f"\none experiment of the tree benchmark: {sum(map(len, groups))} runs, 7 tiers")
+    total = timed(
+        f"compare_tiers, {len(pairs)} comparisons",
+        lambda: stats.compare_tiers(tiers, resamples=resamples),
+    )
+    timed(
+        f"  rank_sum_test x {len(pairs)}",
+        lambda: [stats.rank_sum_test(groups[i], groups[j], resamples) for i, j in pairs],
+    )
+    timed("  kruskal_wallis", lambda: stats.kruskal_wallis(groups, resamples))
+    timed(
+        "  cliffs_delta_intervals (each tier drawn once)",
+        lambda: stats.cliffs_delta_intervals(groups, pairs, resamples=resamples),
+    )
+    print(f"{'x 5 experiments':<58} {total * 5000:9.1f} ms")
 
 
 if __name__ == "__main__":
