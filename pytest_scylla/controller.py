@@ -33,6 +33,7 @@ from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:
     from pytest_scylla.aggregate import ExperimentResult
+    from pytest_scylla.aggregate_pipeline import AggregatePipeline
 
 MANIFEST_FILE = "manifest.json"
 # How a run reaches the controller (plugin.pytest_runtest_makereport sets them on the setup
@@ -251,8 +252,60 @@ class ResultsCollector:
         self.step_summaries: list[str] = []  # Markdown for GITHUB_STEP_SUMMARY, per experiment
         self.imported_only = False  # --scylla-import-upstream with nothing else to run
         self.imported_ids: set[str] = set()  # experiments this session imported from upstream
+        # Without xdist: each item's experiment, and how many of its items are still to be
+        # reported; an experiment done is aggregated in the background (aggregate_pipeline).
+        self.item_experiment: dict[str, str] = {}
+        self.items_left: dict[str, int] = {}
+        self.pipeline: AggregatePipeline | None = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from pytest_scylla.aggregate_pipeline import MIN_RUNS
+        from pytest_scylla.collect import RunItem
+
+        if self.settings.status or self.config.option.collectonly:
+            return
+        counts: dict[str, int] = {}
+        for item in session.items:
+            if isinstance(item, RunItem):
+                counts[item.experiment.id] = counts.get(item.experiment.id, 0) + 1
+        if len(counts) < 2:
+            return  # one experiment: nothing to do meanwhile
+        self.items_left = {key: count for key, count in counts.items() if count >= MIN_RUNS}
+        self.item_experiment = {
+            item.nodeid: item.experiment.id
+            for item in session.items
+            if isinstance(item, RunItem) and item.experiment.id in self.items_left
+        }
+
+    def _count_done(self, report: pytest.TestReport) -> None:
+        experiment_id = self.item_experiment.pop(report.nodeid, None)
+        if experiment_id is None:
+            return
+        self.items_left[experiment_id] -= 1
+        if self.items_left[experiment_id] == 0 and experiment_id in self.experiment_ids:
+            self._aggregate_in_background(experiment_id)
+
+    def _aggregate_in_background(self, experiment_id: str) -> None:
+        from pytest_scylla.aggregate_inputs import (
+            builder_version,
+            current_inputs,
+            records_fingerprint,
+        )
+        from pytest_scylla.aggregate_pipeline import AggregatePipeline
+
+        experiment_dir = self.settings.results_dir / experiment_id
+        fingerprint = records_fingerprint(experiment_dir)
+        name = self._experiment_name(experiment_id)
+        reused = current_inputs(experiment_dir, fingerprint, builder_version(), name)
+        if reused is not None and not self.settings.regenerate:
+            return  # the session's end takes them as they are
+        if self.pipeline is None:
+            self.pipeline = AggregatePipeline()
+        self.pipeline.start(experiment_dir, experiment_id, name, fingerprint[0])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "teardown" and self.item_experiment:
+            self._count_done(report)
         payload = getattr(report, RECORD_ATTRIBUTE, None)
         if payload is None:
             on_disk = getattr(report, RECORD_ON_DISK_ATTRIBUTE, False) is True
@@ -380,14 +433,18 @@ class ResultsCollector:
         for experiment in scylla_session(self.config).experiments.values():
             if (self.settings.results_dir / experiment.id).is_dir():
                 self.experiment_ids.setdefault(experiment.id, str(experiment.test_file))
-        for experiment_id in sorted(self.experiment_ids):
-            try:
-                self._aggregate(experiment_id)
-            except Exception as error:  # one experiment's results must not sink the others
-                self._warn(
-                    f"{self.settings.results_dir / experiment_id}: aggregates not written "
-                    f"({error.__class__.__name__}: {self.redactor(str(error))})"
-                )
+        try:
+            for experiment_id in sorted(self.experiment_ids):
+                try:
+                    self._aggregate(experiment_id)
+                except Exception as error:  # one experiment's results must not sink the others
+                    self._warn(
+                        f"{self.settings.results_dir / experiment_id}: aggregates not written "
+                        f"({error.__class__.__name__}: {self.redactor(str(error))})"
+                    )
+        finally:
+            if self.pipeline is not None:
+                self.pipeline.close()
         if len(self.results) > 1:  # several tasks: tiers compared over them, at the root
             self._write_summary()
         self._append_step_summary()
@@ -415,7 +472,8 @@ class ResultsCollector:
 
     def _aggregate(self, experiment_id: str) -> None:
         # Imported here: numpy/scipy cost most of a second, and every pytest run loads the plugin.
-        from pytest_scylla.aggregate import aggregate_experiment, write_aggregates
+        from pytest_scylla.aggregate import write_aggregates
+        from pytest_scylla.aggregate_build import build_aggregates
         from pytest_scylla.aggregate_inputs import (
             AggregateInputs,
             builder_version,
@@ -425,8 +483,7 @@ class ResultsCollector:
             written_stamps,
         )
         from pytest_scylla.ci_report import step_summary_markdown
-        from pytest_scylla.report.files import experiment_files
-        from pytest_scylla.results_layout import load_experiment_records, rewrite_derived_file
+        from pytest_scylla.results_layout import rewrite_derived_file
 
         experiment_dir = self.settings.results_dir / experiment_id
         # Before reading: a record written meanwhile makes the next session aggregate again.
@@ -437,33 +494,30 @@ class ResultsCollector:
         ):
             return
         forget_inputs(experiment_dir)
-        loaded = load_experiment_records(experiment_dir)
-        for damaged in loaded.damaged:
+        built = None
+        if self.pipeline is not None:
+            built = self.pipeline.take(experiment_id, fingerprint[0])
+        if built is None:
+            built = build_aggregates(experiment_dir, experiment_id, name)
+        for damaged in built.damaged:
             self._warn(damaged)
-        result = aggregate_experiment(experiment_id, loaded.records, loaded.damaged)
+        result = built.result
         for excluded in result.excluded_records:
             self._warn(f"{experiment_dir / excluded}")
         for warning in write_aggregates(experiment_dir, result):
             self._warn(warning)
         # report.md, report.html and the CSV exports (judges' reasoning included: redacted).
-        rendered = {
-            file_name: self.redactor(text)
-            for file_name, text in experiment_files(result, loaded.records, name).items()
-        }
+        rendered = {file_name: self.redactor(text) for file_name, text in built.rendered.items()}
         for file_name, text in rendered.items():
             problem = rewrite_derived_file(experiment_dir / file_name, text)
             if problem:
                 self._warn(problem)
         self.step_summaries.append(step_summary_markdown(rendered["report.md"], experiment_dir))
-        records = loaded.records
-        cli_versions = sorted(
-            {r.agent.cli_version for r in records if r.agent and r.agent.cli_version}
-        )
-        fixture_sha256 = sorted({r.fixture_sha256 for r in records if r.fixture_sha256})
+        cli_versions, fixture_sha256 = built.cli_versions, built.fixture_sha256
         self._write_manifest(experiment_dir, cli_versions, fixture_sha256)
         self.results[experiment_id] = result
         self.config.hook.pytest_scylla_experiment_aggregated(config=self.config, result=result)
-        if not loaded.damaged:  # damaged records are named again by every session
+        if not built.damaged:  # damaged records are named again by every session
             inputs = AggregateInputs(
                 plugin_version=builder_version(),
                 experiment_name=name,

@@ -1,0 +1,37 @@
+"""What an experiment's aggregates and reports are, built from its records: the controller's
+CPU-heavy part of writing them (reading every record, the statistics, rendering the
+reports), pure and picklable so it can also run in another process (aggregate_pipeline.py).
+Writing, redaction, warnings and hooks stay with the controller."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_scylla.aggregate import ExperimentResult, aggregate_experiment
+from pytest_scylla.report.files import experiment_files
+from pytest_scylla.results_layout import load_experiment_records
+
+
+@dataclass
+class BuiltAggregates:
+    result: ExperimentResult
+    rendered: dict[str, str]  # file name -> text, not yet redacted
+    damaged: list[str]  # "path: why" of records not counted
+    cli_versions: list[str]
+    fixture_sha256: list[str]
+
+
+def build_aggregates(experiment_dir: Path, experiment_id: str, name: str) -> BuiltAggregates:
+    loaded = load_experiment_records(experiment_dir)
+    records = loaded.records
+    result = aggregate_experiment(experiment_id, records, loaded.damaged)
+    return BuiltAggregates(
+        result=result,
+        rendered=experiment_files(result, records, name),
+        damaged=list(loaded.damaged),
+        cli_versions=sorted(
+            {r.agent.cli_version for r in records if r.agent and r.agent.cli_version}
+        ),
+        fixture_sha256=sorted({r.fixture_sha256 for r in records if r.fixture_sha256}),
+    )

@@ -1,0 +1,86 @@
+"""An experiment whose runs are all reported is aggregated in another process meanwhile
+(aggregate_pipeline.py): the files written are byte for byte those an in-process build
+writes, and a build whose records changed since it began is not used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from experiment_factory import write_experiment
+
+from pytest_scylla import aggregate_pipeline
+from pytest_scylla.aggregate_build import BuiltAggregates, build_aggregates
+from pytest_scylla.aggregate_inputs import records_fingerprint
+from pytest_scylla.aggregate_pipeline import AggregatePipeline
+from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text
+
+OFFLINE = ("--judge-model", "none", "--agent", "oracle", "--max-subtests", "1")
+DERIVED = ("result.json", "report.md", "report.html", "runs.csv", "tiers.csv")
+
+
+def derived_files(results: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(results)): path.read_bytes()
+        for path in sorted(results.rglob("*"))
+        if path.is_file() and (path.name in DERIVED or path.name.startswith("summary."))
+    }
+
+
+def test_a_background_build_writes_the_same_files_as_one_in_process(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("exp-a", "exp-b", "exp-c"):
+        write_experiment(pytester.path, name)
+    results = pytester.path / "results"
+    args = (str(pytester.path), "--runs", "3", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=9)
+    in_process = derived_files(results)
+    assert len([name for name in in_process if name.endswith("report.md")]) == 3
+
+    taken: list[tuple[str, bool]] = []
+    real_take = AggregatePipeline.take
+
+    def recording_take(
+        self: AggregatePipeline, experiment_id: str, records: str
+    ) -> BuiltAggregates | None:
+        built = real_take(self, experiment_id, records)
+        taken.append((experiment_id, built is not None))
+        return built
+
+    monkeypatch.setattr(aggregate_pipeline, "MIN_RUNS", 1)
+    monkeypatch.setattr(AggregatePipeline, "take", recording_take)
+    regenerated = pytester.runpytest(str(results), "--scylla-regenerate", "-p", "no:cacheprovider")
+    regenerated.assert_outcomes(passed=9)
+    # Each was built in the other process once its last run was reported.
+    assert taken == [("exp-a", True), ("exp-b", True), ("exp-c", True)]
+    assert derived_files(results) == in_process
+
+
+def test_a_build_whose_records_changed_meanwhile_is_not_used(pytester: pytest.Pytester) -> None:
+    experiment = write_experiment(pytester.path, "exp-changed")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "2", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    folder = results / "exp-changed"
+    pipeline = AggregatePipeline()
+    try:
+        before = records_fingerprint(folder)[0]
+        pipeline.start(folder, "exp-changed", "a name", before)
+        [record_file, *_] = sorted(folder.rglob(RUN_RECORD_FILE))
+        record = json.loads(record_file.read_text())
+        record["agent"]["cost_usd"] = 2.5
+        atomic_write_text(record_file, json.dumps(record, indent=2) + "\n")
+        after = records_fingerprint(folder)[0]
+        assert after != before
+        assert pipeline.take("exp-changed", after) is None
+        pipeline.start(folder, "exp-changed", "a name", after)
+        built = pipeline.take("exp-changed", after)
+        assert built is not None
+        expected = build_aggregates(folder, "exp-changed", "a name")
+        assert built.rendered == expected.rendered
+        assert built.result == expected.result
+        assert pipeline.take("exp-changed", after) is None  # taken once
+    finally:
+        pipeline.close()
