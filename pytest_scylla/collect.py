@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -180,13 +180,14 @@ class RunItem(pytest.Item):
 
     def _repr_failure_py(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str | TerminalRepr:
+    ) -> TerminalRepr:
         """pytest describes a setup failure with this, and the plugin's makereport hook puts
         repr_failure's text in its place; for a run's own error (an errored run from disk)
         the traceback pytest would render first, parsing each frame's source, cost 15 ms an
         error (profiled: 300 errored runs of a regenerate, 4 s)."""
         if isinstance(excinfo.value, RunFailed | RunErrored):
-            return self.repr_failure(excinfo, style)
+            # A text, as repr_failure gives pytest for the call stage: reports accept both.
+            return cast("TerminalRepr", self.repr_failure(excinfo, style))
         return super()._repr_failure_py(excinfo, style)
 
     def _traceback_filter(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Traceback:
