@@ -160,6 +160,24 @@ def test_kruskal_with_ties_is_a_permutation_p_close_to_enumeration() -> None:
     assert kruskal_wallis(groups, resamples=20_000, seed=1) == result
 
 
+def test_kruskal_permutation_of_many_tied_runs_matches_the_chi_square() -> None:
+    # 1,200 runs on a 9-value grid: the permutation shuffles one array per resample (the path
+    # for 1,000 runs and more). With groups this large the tie-corrected chi-square of scipy
+    # is accurate, so the permutation p must agree with it within Monte Carlo error.
+    rng = np.random.default_rng(5)
+    groups = [
+        list(np.minimum(rng.integers(0, 9, 400) + (rng.random(400) < bump), 8) / 8)
+        for bump in (0.0, 0.0, 0.1)  # the third tier scores one step higher a tenth of the time
+    ]
+    result = kruskal_wallis(groups, resamples=4_000, seed=2)
+    expected = scipy_stats.kruskal(*groups)
+    assert result.method == "permutation" and result.ties and result.n == 1_200
+    assert result.h == pytest.approx(expected.statistic)
+    assert 0.01 < expected.pvalue < 0.1  # a p-value the comparison can resolve
+    assert result.p == pytest.approx(expected.pvalue, abs=0.02)
+    assert kruskal_wallis(groups, resamples=4_000, seed=2) == result
+
+
 def test_kruskal_edge_cases() -> None:
     assert kruskal_wallis([[1.0, 1.0], [1.0]]).p == 1.0
     with pytest.raises(ValueError, match="two groups"):
