@@ -12,6 +12,7 @@ collect: `--collect-only -q` of test-001 with `--runs 2500` (20 sub-tests over i
 wait4).
 
     python benchmarks/bench_scale.py [throughput|collect|all] [--json out.json]
+        [--without-plugin NAME ...]  (throughput without plugins pytest-scylla does not need)
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def timed(command: list[str], cwd: Path) -> tuple[float, int, str, float]:
     return elapsed, usage.ru_maxrss // 1024, output.strip().splitlines()[-1], cpu
 
 
-def throughput(workers: list[int]) -> dict[str, Any]:
-    figures: dict[str, Any] = {"load_before": os.getloadavg()}
+def throughput(workers: list[int], without: list[str]) -> dict[str, Any]:
+    """`without`: pytest plugins to leave out (`-p no:NAME`), to see what other plugins
+    installed here cost: each xdist worker loads every plugin of the environment."""
+    figures: dict[str, Any] = {"load_before": os.getloadavg(), "without_plugins": without}
     for count in workers:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
             command = [
@@ -77,6 +80,7 @@ def throughput(workers: list[int]) -> dict[str, Any]:
                 "-q",
                 "-n",
                 str(count),
+                *[argument for name in without for argument in ("-p", f"no:{name}")],
             ]
             elapsed, _rss, tail, cpu = timed(command, ROOT)
         figures[f"n{count}_s"] = round(elapsed, 1)
@@ -92,6 +96,8 @@ def throughput(workers: list[int]) -> dict[str, Any]:
         figures["speedup"] = round(speedup, 2)
         print(f"speed-up -n {workers[1]} over -n {workers[0]}: {speedup:.2f}x (target >= 6x)")
     print(f"load average before {figures['load_before']}, after {figures['load_after']}")
+    if without:
+        print(f"left out the installed pytest plugins: {', '.join(without)}")
     return figures
 
 
@@ -124,13 +130,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", nargs="?", default="all", choices=["throughput", "collect", "all"])
     parser.add_argument("--workers", type=int, nargs=2, default=[1, 8])
+    parser.add_argument(
+        "--without-plugin",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="throughput without this installed pytest plugin (e.g. hypothesispytest)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     figures: dict[str, Any] = {}
     if args.what in ("collect", "all"):
         figures.update(collect())
     if args.what in ("throughput", "all"):
-        figures.update(throughput(args.workers))
+        figures.update(throughput(args.workers, args.without_plugin))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
