@@ -109,7 +109,7 @@ class RunExecutor:
                     atomic_write_text(run_path / RUN_RECORD_FILE, dump_record(existing))
         if self.settings.regenerate:
             try:
-                return regenerate(self.services, plan, existing, run_path, notes)
+                return regenerate(self.services, plan, existing, run_path, notes, stored_text)
             except Exception as error:  # the record stays as it was on disk
                 notes.append(f"{run_path}: not regenerated ({self._one_line(error)})")
                 return RunOutcome(existing, from_disk=True, notes=notes)

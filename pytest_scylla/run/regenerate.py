@@ -29,7 +29,9 @@ def regenerate(
     existing: RunRecord | None,
     run_path: Path,
     notes: list[str],
+    existing_text: str | None = None,
 ) -> RunOutcome:
+    """`existing_text`: the record file's text when it holds exactly `existing`."""
     if existing is None:
         return RunOutcome(None, from_disk=True, notes=notes)
     # Shallow: every change below puts a new value in a top-level field and leaves the
@@ -60,6 +62,11 @@ def regenerate(
                 }
             )
     finalize_outcome(record)
+    if existing_text is not None and record == existing:
+        # Nothing changed: the file stays as it is, and is neither dumped nor compared.
+        # (Fields shared with `existing` compare by identity: only the rebuilt ones are
+        # compared value by value.)
+        return RunOutcome(record, from_disk=True, notes=notes, record_text=existing_text)
     text = dump_record(record)
     write_text_if_changed(run_path / RUN_RECORD_FILE, text)
     # The file's text now: the controller need not dump, compare or write the record again.
