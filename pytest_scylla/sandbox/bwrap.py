@@ -103,9 +103,15 @@ def _within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
+@functools.cache
+def _resolved_system_paths() -> tuple[str, ...]:
+    """Once per process: resolving them for every folder of every sandbox start cost more
+    than the rest of building bubblewrap's command line."""
+    return tuple(os.path.realpath(path) for path in SYSTEM_PATHS)
+
+
 def _under_system(path: str) -> bool:
-    resolved = [os.path.realpath(p) for p in SYSTEM_PATHS]
-    return any(_within(path, folder) for folder in resolved)
+    return any(_within(path, folder) for folder in _resolved_system_paths())
 
 
 def _tool_root(folder: str) -> str:
