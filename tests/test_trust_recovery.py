@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from experiment_factory import RUBRIC, write_experiment
 
+from pytest_scylla.records import atomic_write_text
 from pytest_scylla.testing.fake_api import FakeMessagesAPI, RecordedRequest, Reply, ToolCall
 
 OPUS = "claude-opus-4-6"
@@ -301,3 +302,31 @@ def test_rejudge_a_results_folder_adds_only_the_new_judge(
     resumed = pytester.runpytest(*base, "--add-judge", SONNET)
     resumed.assert_outcomes(passed=2)
     assert judge_api.message_requests() == []
+
+
+def test_regenerate_rewrites_a_judges_own_score(
+    pytester: pytest.Pytester, project: Path, judge_api: FakeMessagesAPI
+) -> None:
+    """Regenerate rescores from the saved judgments: a judge's own score that no longer
+    follows from them (a hand edit, or an older scoring) is rewritten."""
+    rubric = json.loads(json.dumps(RUBRIC))
+    rubric["categories"]["quality"]["items"].append(
+        {"id": "J1", "check": "the change is tidy", "points": 1.0}
+    )
+    experiment = write_experiment(project, "exp-rescore", rubric=rubric)
+    results = project / "R"
+    base = (str(experiment), "--runs", "1", "--max-subtests", "1", "--agent", "oracle")
+    pytester.runpytest(
+        *base, "--judge-model", OPUS, "--results-dir", str(results), *NO_CACHE
+    ).assert_outcomes(passed=1)
+    [(key, good)] = records(results).items()
+    record_file = results / key / "run_result.json"
+    edited = json.loads(json.dumps(good))
+    edited["judges"][0]["score"] = 0.125  # only the judge's own score: the rest still holds
+    atomic_write_text(record_file, json.dumps(edited, indent=2) + "\n")
+
+    regenerated = pytester.runpytest(str(results), "--scylla-regenerate", *NO_CACHE)
+    regenerated.assert_outcomes(passed=1)
+    rescored = records(results)[key]
+    assert rescored["judges"][0]["score"] == good["judges"][0]["score"] != 0.125
+    assert rescored["consensus"] == good["consensus"]

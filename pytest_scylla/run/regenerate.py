@@ -35,8 +35,10 @@ def regenerate(
     if existing is None:
         return RunOutcome(None, from_disk=True, notes=notes)
     # Shallow: every change below puts a new value in a top-level field and leaves the
-    # objects it shares with `existing` alone (a deep copy cost 1 ms a run, profiled).
+    # objects it shares with `existing` alone (a deep copy cost 1 ms a run, profiled),
+    # except each judge's own score, which rescoring sets: the judges are copied.
     record = existing.model_copy()
+    record.judges = [judge.model_copy() for judge in existing.judges]
     agent_dir = run_path / AGENT_DIR
     if record.agent is not None and agent_dir.is_dir():
         record.agent = _reparse_agent(services, agent_dir, record.agent)
