@@ -26,7 +26,7 @@ from pytest_scylla.stats.intervals import Interval, flagged
 #: are found by bisection over counts.
 _MAX_MATERIALISED_PAIRS = 1_000_000
 #: Cliff's delta draws each group's resamples in chunks of this many rows.
-_CHUNK_ROWS = 100
+_CHUNK_ROWS = 500
 #: Resample counts held at once per group (of int64): 2 MB.
 _CLIFFS_CELLS = 250_000
 
