@@ -21,8 +21,7 @@ if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, Traceback
 
     from pytest_scylla.records import RunRecord
-    from pytest_scylla.run.plan import RunOutcome
-    from pytest_scylla.runner import RunPlan
+    from pytest_scylla.run.plan import RunOutcome, RunPlan
     from pytest_scylla.session import ScyllaSession
 
 EXPERIMENT_FILE = "test.yaml"
@@ -120,7 +119,7 @@ class RunItem(pytest.Item):
 
     @property
     def plan(self) -> RunPlan:
-        from pytest_scylla.runner import RunPlan
+        from pytest_scylla.run.plan import RunPlan
 
         return RunPlan(self.experiment, self.subtest, self.run_number, self.nodeid)
 

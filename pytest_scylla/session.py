@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_scylla.redact import Redactor, session_redactor
-from pytest_scylla.runner import RunExecutor, SessionServices
 from pytest_scylla.sandbox.base import SandboxError, SandboxFactory
 from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.spec.load_experiment import Experiment
-from pytest_scylla.workspace import SourceCache
 
 if TYPE_CHECKING:
     from pytest_scylla.judges.llm import Judge
     from pytest_scylla.judges.run_judges import LlmJudgeRunner
+    from pytest_scylla.run.executor import RunExecutor
+    from pytest_scylla.run.services import SessionServices
     from pytest_scylla.sandbox.local import Isolation
 
 # The local sandbox's isolation (see local_isolation); the benchmark compares the two.
@@ -51,11 +51,15 @@ class ScyllaSession:
 
     def executor(self) -> RunExecutor:
         if self._executor is None:
+            from pytest_scylla.run.executor import RunExecutor
+
             self._executor = RunExecutor(self._services, self.settings)  # made on first need
         return self._executor
 
     def _services(self) -> SessionServices:
+        from pytest_scylla.run.services import SessionServices
         from pytest_scylla.sandbox.reaper import sweep_stale_work
+        from pytest_scylla.workspace import SourceCache
 
         settings = self.settings
         # The credentials file's tokens too: an agent may print what it read from it.

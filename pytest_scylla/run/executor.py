@@ -12,6 +12,7 @@ import datetime as dt
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
@@ -22,19 +23,18 @@ from pytest_scylla.records import (
     dump_record,
 )
 from pytest_scylla.results_layout import ERROR_LOG, read_run_record
-from pytest_scylla.run.agent_phase import run_agent_phase
-from pytest_scylla.run.judge_phase import finalize_outcome, run_judge_phase
 from pytest_scylla.run.plan import RunOutcome, RunPlan
-from pytest_scylla.run.rebuild import rebuild_record
-from pytest_scylla.run.regenerate import regenerate
 from pytest_scylla.run.resume import archive_attempt, decide
-from pytest_scylla.run.services import SessionServices
 from pytest_scylla.run_settings import run_settings_for, with_judging
-from pytest_scylla.sandbox.base import SandboxError
 from pytest_scylla.settings import ScyllaSettings
-from pytest_scylla.workspace import WorkspaceError
 
-HARNESS_ERRORS = (WorkspaceError, SandboxError, OSError)
+if TYPE_CHECKING:
+    from pytest_scylla.run.services import SessionServices
+
+# The phases (agent, judges, rebuild, regenerate) and what they need (sandboxes, git, the
+# workspace) are imported where a run first needs them: every xdist worker and every
+# resume imports this module, and a run reported from disk needs none of them (a tenth of
+# a second of each process's start, measured with -X importtime).
 
 
 def now_iso() -> str:
@@ -48,7 +48,7 @@ class RunExecutor:
         settings: ScyllaSettings | None = None,
     ) -> None:
         """`services`, or what makes them on first need with the session's `settings`."""
-        if isinstance(services, SessionServices):
+        if not callable(services):  # the services themselves (a dataclass, not callable)
             self._services: SessionServices | None = services
             self.settings = services.settings
         else:
@@ -94,6 +94,8 @@ class RunExecutor:
             existing, stored_text = stored.record, stored.text
             damaged_file = False
         if existing is None:
+            from pytest_scylla.run.rebuild import rebuild_record
+
             try:
                 existing = rebuild_record(self.services.agent, self.settings, plan, run_path)
             except Exception as error:  # whatever is on disk, the run goes on without it
@@ -108,6 +110,8 @@ class RunExecutor:
                 if not self.settings.regenerate:  # regenerate writes it itself
                     atomic_write_text(run_path / RUN_RECORD_FILE, dump_record(existing))
         if self.settings.regenerate:
+            from pytest_scylla.run.regenerate import regenerate
+
             try:
                 return regenerate(self.services, plan, existing, run_path, notes, stored_text)
             except Exception as error:  # the record stays as it was on disk
@@ -158,9 +162,13 @@ class RunExecutor:
         )
 
     def _attempt(self, plan: RunPlan, run_path: Path, record: RunRecord) -> None:
+        from pytest_scylla.run.agent_phase import run_agent_phase
+        from pytest_scylla.sandbox.base import SandboxError
+        from pytest_scylla.workspace import WorkspaceError
+
         try:
             run_agent_phase(self.services, plan, run_path, record)
-        except HARNESS_ERRORS as error:
+        except (WorkspaceError, SandboxError, OSError) as error:
             record.error = RunError(
                 stage="sandbox" if isinstance(error, SandboxError) else "workspace",
                 message=self._one_line(error),
@@ -186,6 +194,8 @@ class RunExecutor:
             record.settings = with_judging(record.settings, wanted)
         record.judge_mode = self.settings.judge_mode
         record.judge_models = self.settings.judge_models
+        from pytest_scylla.run.judge_phase import run_judge_phase
+
         run_judge_phase(self.services, plan, run_path, record, rejudge=rejudge)
 
     # -- the boundary ---------------------------------------------------------------------
@@ -204,6 +214,8 @@ class RunExecutor:
         self._finish(run_path, record)
 
     def _finish(self, run_path: Path, record: RunRecord) -> None:
+        from pytest_scylla.run.judge_phase import finalize_outcome
+
         record.finished_at = now_iso()
         finalize_outcome(record)
         self._save(run_path, record)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_scylla.records import RunError, RunRecord
 from pytest_scylla.run.plan import RunPlan
 from pytest_scylla.run.scoring import commands_only_result
-from pytest_scylla.run.services import SessionServices
+
+if TYPE_CHECKING:
+    from pytest_scylla.run.services import SessionServices
 
 
 def run_judge_phase(

@@ -7,6 +7,7 @@ from the judgments already in the record, in the run's own judging mode.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
@@ -20,7 +21,9 @@ from pytest_scylla.results_layout import AGENT_DIR
 from pytest_scylla.run.judge_phase import finalize_outcome
 from pytest_scylla.run.plan import RunOutcome, RunPlan
 from pytest_scylla.run.scoring import commands_only_result
-from pytest_scylla.run.services import SessionServices
+
+if TYPE_CHECKING:
+    from pytest_scylla.run.services import SessionServices
 
 
 def regenerate(
