@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_scylla.testing.fake_api import FakeMessagesAPI
+if TYPE_CHECKING:  # imported by the fixture: every pytest process loads this module
+    from pytest_scylla.testing.fake_api import FakeMessagesAPI
 
 
 @pytest.fixture
@@ -17,6 +19,8 @@ def fake_api() -> Iterator[FakeMessagesAPI]:
     responder (``set_replies(load_dry_run_script(path).as_responder())``), and queue faults
     with ``fake_api.inject(429)``.
     """
+    from pytest_scylla.testing.fake_api import FakeMessagesAPI
+
     api = FakeMessagesAPI()
     api.start()
     try:
