@@ -69,8 +69,8 @@ class BudgetCheck:
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         from pytest_scylla.collect import RunItem
 
-        if not isinstance(item, RunItem):
-            return
+        if not isinstance(item, RunItem) or item.settled is not None:
+            return  # a run reported from disk as it is costs nothing: never skipped
         stop = read_stop(self.results_dir)
         if stop is not None and stop.applies_to(item.experiment.id):
             pytest.skip(f"{SKIP_PREFIX}: {stop.reason}")

@@ -94,6 +94,8 @@ class RunItem(pytest.Item):
         self.record: RunRecord | None = None
         self.from_disk = False
         self.record_text: str | None = None  # the file's text of a record reused as it is
+        # What the run came to, known before its setup (replay.py: a run reported from disk).
+        self.settled: RunOutcome | None = None
         self.add_marker(_SCYLLA_MARK)
         self.keywords[subtest.id] = True
         self.keywords[f"run-{run_number:02d}"] = True
@@ -124,11 +126,12 @@ class RunItem(pytest.Item):
         return RunPlan(self.experiment, self.subtest, self.run_number, self.nodeid)
 
     def setup(self) -> None:
-        self.take_outcome(scylla_session(self.config).executor().execute(self.plan))
+        outcome = self.settled or scylla_session(self.config).executor().execute(self.plan)
+        self.take_outcome(outcome)
 
     def take_outcome(self, outcome: RunOutcome) -> None:
         """What the run came to, as the item's setup stage: an error record is a pytest
-        error, no record to regenerate from a skip (replay.py calls it for a run from disk)."""
+        error, no record to regenerate from a skip."""
         session = scylla_session(self.config)
         for note in outcome.notes:
             session.warn(note)

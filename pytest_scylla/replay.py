@@ -1,24 +1,23 @@
-"""Runs that need no agent and no judge are reported without pytest's run protocol.
+"""Runs that need no agent and no judge go through pytest's run protocol without output
+and log capture.
 
 A resume of a finished study reports every run from its record on disk, and
-`--scylla-regenerate` rescores every record: thousands of items whose "work" is reading
-one file. pytest's protocol around each of them (the setup, call and teardown hooks with
-output capture, log capture and fixture set-up, for items that have no fixtures and print
-nothing) costs more than the work itself: about 1 ms per item, profiled, against 0.3 ms
-here. So for such a run this module does what `_pytest.runner.runtestprotocol` does with
-the stages' work in place of their hooks: the same three reports, made by the same
-`pytest_runtest_makereport` hooks (our redaction, junit properties and the record's ride
-to the controller included) and logged through `pytest_runtest_logreport` to every
-plugin (terminal, junitxml, --lf, xdist, ours), between `logstart` and `logfinish`.
+`--scylla-regenerate` rescores every record: thousands of items whose work is reading one
+file and that print and log nothing. Capturing a stage's output and logs (the capture and
+logging plugins' wrappers around each of the three stages) costs more than that work:
+about a third of a millisecond per item, profiled. So for such a run this module runs what
+`_pytest.runner.runtestprotocol` runs, the same stage hooks of every other plugin (pytest's
+runner with the set-up stack, skipping, pytest-json-report, pytest-timeout, ours) and the
+same three reports through `pytest_runtest_makereport` and `pytest_runtest_logreport`,
+with those two plugins left out of the stage hooks.
 
-A run that may spend money (an agent or a judge to run) or whose record needs attention
-(damaged, missing, a note to show) takes pytest's own protocol, unchanged.
+A run that may spend money (an agent or a judge to run), or whose record needs attention
+(damaged, missing, a note to show), takes pytest's own protocol, unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -27,6 +26,14 @@ from pytest_scylla.collect import RunItem, scylla_session
 Stage = Literal["setup", "call", "teardown"]
 # What pytest lets escape a stage instead of reporting it (_pytest.runner's default).
 _ESCAPING = (pytest.exit.Exception, KeyboardInterrupt)
+# The plugins a replayed run has nothing for: it prints and logs nothing.
+QUIET_PLUGINS = ("capturemanager", "logging-plugin")
+_STAGE_HOOKS: dict[Stage, str] = {
+    "setup": "pytest_runtest_setup",
+    "call": "pytest_runtest_call",
+    "teardown": "pytest_runtest_teardown",
+}
+_CALLERS: pytest.StashKey[dict[tuple[str, frozenset[int]], Any]] = pytest.StashKey()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -37,40 +44,51 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     settings = session.settings
     if settings.rejudge or settings.status:
         return None  # a rejudge pays judges; a status runs nothing at all
-    if settings.regenerate:
-        setup: Callable[[], None] = item.setup  # rescoring from the records: nothing paid
-    else:
+    if not settings.regenerate:  # a regenerate's setup rescores: nothing paid
         outcome = session.executor().reported_as_is(item.plan)
         if outcome is None:
             return None
-        setup = lambda: item.take_outcome(outcome)  # noqa: E731
-    replay(item, nextitem, setup)
+        item.settled = outcome  # what its setup takes instead of executing the run
+    try:
+        replay(item, nextitem)
+    finally:
+        item.settled = None
     return True
 
 
-def replay(item: RunItem, nextitem: pytest.Item | None, setup: Callable[[], None]) -> None:
-    """runtestprotocol's three stages, with `setup` as the setup stage's work."""
+def replay(item: RunItem, nextitem: pytest.Item | None) -> None:
+    """runtestprotocol's three stages, with quiet stage hooks."""
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    if _stage(item, "setup", setup).passed:
-        _stage(item, "call", item.runtest)
+    if _stage(item, "setup").passed:
+        _stage(item, "call")
     if item.session.shouldfail or item.session.shouldstop:
         nextitem = None  # as pytest does: a session about to stop tears everything down
-    _stage(item, "teardown", lambda: _teardown_towards(item, nextitem))
+    _stage(item, "teardown", nextitem=nextitem)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
-def _stage(item: RunItem, when: Stage, work: Callable[[], None]) -> pytest.TestReport:
-    call = pytest.CallInfo.from_call(work, when=when, reraise=_ESCAPING)
+def _stage(item: RunItem, when: Stage, **kwargs: Any) -> pytest.TestReport:
+    hook = _quiet_hook(item, _STAGE_HOOKS[when])
+    call = pytest.CallInfo.from_call(
+        lambda: hook(item=item, **kwargs), when=when, reraise=_ESCAPING
+    )
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
     item.ihook.pytest_runtest_logreport(report=report)
     return report
 
 
-def _teardown_towards(item: RunItem, nextitem: pytest.Item | None) -> None:
-    """The collectors the next item does not share are torn down, as pytest's teardown
-    stage does: items run by pytest's protocol before and after this one find its set-up
-    stack as they expect. (A replayed item pushed nothing on it: it has no fixtures.)"""
-    state = getattr(item.session, "_setupstate", None)
-    if state is not None:
-        state.teardown_exact(nextitem)
+def _quiet_hook(item: RunItem, name: str) -> Any:
+    """The item's own hook caller for `name` (its conftests only, as `item.ihook` has it)
+    without the quiet plugins; one caller per set of plugins, made once."""
+    manager = item.config.pluginmanager
+    active = {impl.plugin for impl in getattr(item.ihook, name).get_hookimpls()}
+    quiet = {manager.get_plugin(plugin_name) for plugin_name in QUIET_PLUGINS}
+    every = {impl.plugin for impl in getattr(manager.hook, name).get_hookimpls()}
+    removed = (every - active) | (quiet & every)
+    key = (name, frozenset(map(id, removed)))
+    callers = item.config.stash.setdefault(_CALLERS, {})
+    caller = callers.get(key)
+    if caller is None:
+        caller = callers[key] = manager.subset_hook_caller(name, remove_plugins=removed)
+    return caller

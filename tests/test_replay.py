@@ -1,6 +1,7 @@
-"""Runs settled from disk skip pytest's run protocol (replay.py) and report exactly what the
-protocol would: the same outcomes, messages, JUnit properties and --lf entries, beside runs
-that execute in the same session. Speed is measured in benchmarks/bench_status.py."""
+"""Runs settled from disk go through pytest's run protocol without output and log capture
+(replay.py) and report exactly what the full protocol would: the same outcomes, messages,
+JUnit properties, JSON report and --lf entries, beside runs that execute in the same
+session. Speed is measured in benchmarks/bench_status.py."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ def _log(**entry):
         out.write(json.dumps(entry) + "\\n")
 
 def pytest_runtest_setup(item):
-    _log(hook="setup", node=item.nodeid)
+    from _pytest.logging import caplog_records_key
+    # pytest's log capture keeps each captured stage's records in the item's stash.
+    _log(hook="setup", node=item.nodeid, captured=caplog_records_key in item.stash)
 
 def pytest_runtest_logreport(report):
     _log(hook="report", node=report.nodeid, when=report.when, outcome=report.outcome)
@@ -68,12 +71,20 @@ def test_finished_runs_are_replayed_beside_executed_ones_with_the_same_reports(
     hook_log_path.unlink(missing_ok=True)
 
     junit = pytester.path / "junit.xml"
-    session = pytester.runpytest(*args, f"--junitxml={junit}", "-rf")
+    json_report = pytester.path / "report.json"
+    session = pytester.runpytest(
+        *args, f"--junitxml={junit}", "--json-report", f"--json-report-file={json_report}", "-rf"
+    )
     session.assert_outcomes(passed=2, failed=1)
     session.stdout.fnmatch_lines(["FAILED *::T0::00-empty?run-03? - score 0.250 (grade *"])
     entries = hook_log(pytester.path)
-    setups = [entry["node"] for entry in entries if entry["hook"] == "setup"]
-    assert len(setups) == 1 and str(setups[0]).endswith("00-empty[run-02]")  # only it executed
+    # Every plugin's stage hooks run for every run; only the executed one is captured.
+    captured = {
+        str(entry["node"]).rsplit("[", 1)[1]: entry["captured"]
+        for entry in entries
+        if entry["hook"] == "setup"
+    }
+    assert captured == {"run-01]": False, "run-02]": True, "run-03]": False}
     reports = [
         (entry["node"], entry["when"], entry["outcome"])
         for entry in entries
@@ -97,11 +108,20 @@ def test_finished_runs_are_replayed_beside_executed_ones_with_the_same_reports(
     failure = replayed.find("failure")
     assert failure is not None and "below pass threshold" in (failure.get("message") or "")
     assert cases["00-empty[run-01]"].find("failure") is None
+    # pytest-json-report keeps its own per-stage state in the stage hooks.
+    tests = json.loads(json_report.read_text())["tests"]
+    assert [(test["nodeid"][-7:], test["outcome"]) for test in tests] == [
+        ("run-01]", "passed"),
+        ("run-02]", "passed"),
+        ("run-03]", "failed"),
+    ]
+    assert tests[2]["metadata"]["scylla"]["score"] == 0.25
 
     # pytest's own --lf knows the replayed failure and selects it alone, replayed again.
     again = pytester.runpytest(*args, "--lf")
     again.assert_outcomes(failed=1, deselected=17)  # 15 other sub-tests, 2 passed runs
-    assert [entry["hook"] for entry in hook_log(pytester.path)].count("setup") == 0
+    setups = [entry for entry in hook_log(pytester.path) if entry["hook"] == "setup"]
+    assert [entry["captured"] for entry in setups] == [False]
 
 
 def test_an_in_process_session_leaves_the_collector_unfrozen(pytester: pytest.Pytester) -> None:
