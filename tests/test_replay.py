@@ -182,3 +182,24 @@ def test_a_regenerated_error_is_reported_in_one_line_without_a_traceback(
         ]
     )
     regenerated.stdout.no_fnmatch_line("*collect.py*")
+
+
+def test_a_budget_stop_skips_new_runs_but_not_runs_reported_from_disk(
+    pytester: pytest.Pytester,
+) -> None:
+    experiment = write_experiment(pytester.path, "exp-budget")
+    results = pytester.path / "results"
+    args = (str(experiment), "--results-dir", str(results), "-p", "no:cacheprovider", *OFFLINE)
+    pytester.runpytest(*args, "--runs", "2").assert_outcomes(passed=2)
+    # A stop as the controller writes it when the spend reaches the budget, here before the
+    # first run of a session that has two runs on disk and one to execute.
+    pytester.makeconftest(
+        "from pytest_scylla.budget import STOP_FILE, BudgetStop\n"
+        "def pytest_collection_finish(session):\n"
+        f"    path = __import__('pathlib').Path({str(results)!r}) / STOP_FILE\n"
+        "    path.write_text(BudgetStop(reason='spent $1.00 of --max-cost $1.00')"
+        ".model_dump_json())\n"
+    )
+    resumed = pytester.runpytest(*args, "--runs", "3", "-rs")
+    resumed.assert_outcomes(passed=2, skipped=1)
+    resumed.stdout.fnmatch_lines(["SKIPPED * budget reached: spent $1.00 of --max-cost $1.00"])
