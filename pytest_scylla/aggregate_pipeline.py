@@ -50,10 +50,13 @@ class AggregatePipeline:
         if entry is None:
             return None
         started_from, future = entry
-        try:
-            built = future.result()
-        except Exception:  # a broken or interrupted process: built again, nothing lost
+        # Waits for it; a Ctrl-C of this process while it waits stops the session as ever.
+        failed = future.exception()
+        if failed is not None:
+            # The build failed, its process broke, or a Ctrl-C of the terminal (which the
+            # process shares) interrupted it: built again by the controller, nothing lost.
             return None
+        built = future.result()
         return built if started_from == records else None
 
     def close(self) -> None:

@@ -84,3 +84,16 @@ def test_a_build_whose_records_changed_meanwhile_is_not_used(pytester: pytest.Py
         assert pipeline.take("exp-changed", after) is None  # taken once
     finally:
         pipeline.close()
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt(), RuntimeError("bug"), SystemExit(3)])
+def test_a_build_that_failed_or_was_interrupted_is_built_again(failure: BaseException) -> None:
+    """A Ctrl-C of the terminal reaches the build's process too: its KeyboardInterrupt must
+    not stop the controller from writing the session's aggregates itself."""
+    from concurrent.futures import Future
+
+    pipeline = AggregatePipeline()
+    future: Future[BuiltAggregates] = Future()
+    future.set_exception(failure)
+    pipeline._pending["exp"] = ("digest", future)
+    assert pipeline.take("exp", "digest") is None
