@@ -60,7 +60,7 @@ def replay(item: RunItem, nextitem: pytest.Item | None) -> None:
     """runtestprotocol's three stages, with quiet stage hooks."""
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    if _stage(item, "setup").passed:
+    if _stage(item, "setup").passed and not item.config.getoption("setuponly", False):
         _stage(item, "call")
     if item.session.shouldfail or item.session.shouldstop:
         nextitem = None  # as pytest does: a session about to stop tears everything down
