@@ -82,12 +82,17 @@ def _quiet_hook(item: RunItem, name: str) -> Any:
     """The item's own hook caller for `name` (its conftests only, as `item.ihook` has it)
     without the quiet plugins; one caller per set of plugins, made once."""
     manager = item.config.pluginmanager
-    active = {impl.plugin for impl in getattr(item.ihook, name).get_hookimpls()}
+    relay = item.ihook
+    callers = item.config.stash.setdefault(_CALLERS, {})
+    if relay is item.config.hook:  # every conftest applies here: the common case, cached
+        every_plugin = callers.get((name, frozenset()))
+        if every_plugin is not None:
+            return every_plugin
+    active = {impl.plugin for impl in getattr(relay, name).get_hookimpls()}
     quiet = {manager.get_plugin(plugin_name) for plugin_name in QUIET_PLUGINS}
     every = {impl.plugin for impl in getattr(manager.hook, name).get_hookimpls()}
     removed = (every - active) | (quiet & every)
-    key = (name, frozenset(map(id, removed)))
-    callers = item.config.stash.setdefault(_CALLERS, {})
+    key = (name, frozenset(map(id, every - active)))
     caller = callers.get(key)
     if caller is None:
         caller = callers[key] = manager.subset_hook_caller(name, remove_plugins=removed)
