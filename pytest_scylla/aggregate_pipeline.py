@@ -17,12 +17,12 @@ and the models), a small experiment aggregates faster than that.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # imported when a build starts: most sessions never start one
-    from concurrent.futures import Future, ProcessPoolExecutor
-
+if TYPE_CHECKING:  # the build's module imports numpy and the statistics: only when used
     from pytest_scylla.aggregate_build import BuiltAggregates
 
 MIN_RUNS = 500  # of an experiment, for its aggregation to go to the other process
@@ -39,14 +39,10 @@ class AggregatePipeline:
         return list(self._pending)
 
     def start(self, experiment_dir: Path, experiment_id: str, name: str, records: str) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        from pytest_scylla.aggregate_build import build_aggregates
-
         if self._pool is None:
             # spawn: the session's threads (progress, leases) and numpy's must not be forked.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        from pytest_scylla.aggregate_build import build_aggregates
 
         future = self._pool.submit(build_aggregates, experiment_dir, experiment_id, name)
         self._pending[experiment_id] = (records, future)
