@@ -17,15 +17,26 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 
 import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if tuple(config.invocation_params.args) != tuple(sys.argv[1:]):
+    if not _is_the_command_line(config):
         # Registered early (our configure is tryfirst): cleanups run last-in first-out, so
         # this one runs after pytest's unraisable-exception check has collected.
         config.add_cleanup(gc.unfreeze)
+
+
+def _is_the_command_line(config: pytest.Config) -> bool:
+    """Whether this process is `pytest ARGS` or `python -m pytest ARGS` running ARGS."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    is_pytest = program.name in ("pytest", "py.test") or program.parts[-2:] == (
+        "pytest",
+        "__main__.py",
+    )
+    return is_pytest and tuple(config.invocation_params.args) == tuple(sys.argv[1:])
 
 
 @pytest.hookimpl(trylast=True)
