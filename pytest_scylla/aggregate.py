@@ -325,6 +325,13 @@ def split_by_settings(
     return kept, notes
 
 
+def _judge_score_ranges(runs: list[RunRecord]) -> list[float]:
+    """Each judged run's spread between its judges' scores (judge agreement)."""
+    return [
+        r.consensus.score_range for r in runs if r.consensus and r.consensus.score_range is not None
+    ]
+
+
 def _subtest_result(
     experiment_id: str, tier: str, subtest: str, runs: list[RunRecord]
 ) -> SubTestResult:
@@ -333,9 +340,7 @@ def _subtest_result(
     scores = [r.result.score for r in judged if r.result]
     score_interval = mean_interval(scores, resamples=RESAMPLES, seed=SEED) if scores else None
     stats = _stats(judged, cost, score_interval)
-    ranges = [
-        r.consensus.score_range for r in runs if r.consensus and r.consensus.score_range is not None
-    ]
+    ranges = _judge_score_ranges(runs)
     return SubTestResult(
         experiment_id=experiment_id,
         tier=tier,
@@ -388,9 +393,7 @@ def _tier_result(
         [run.score for run in result.runs if run.score is not None] for result in subtests.values()
     ]
     categories, items = criteria_means(judged)
-    ranges = [
-        r.consensus.score_range for r in runs if r.consensus and r.consensus.score_range is not None
-    ]
+    ranges = _judge_score_ranges(runs)
     return TierResult(
         experiment_id=experiment_id,
         tier=tier,
