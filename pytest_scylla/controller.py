@@ -33,6 +33,7 @@ from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:
     from pytest_scylla.aggregate import ExperimentResult
+    from pytest_scylla.aggregate_inputs import AggregateInputs
     from pytest_scylla.aggregate_pipeline import AggregatePipeline
 
 MANIFEST_FILE = "manifest.json"
@@ -286,22 +287,35 @@ class ResultsCollector:
             self._aggregate_in_background(experiment_id)
 
     def _aggregate_in_background(self, experiment_id: str) -> None:
-        from pytest_scylla.aggregate_inputs import (
-            builder_version,
-            current_inputs,
-            records_fingerprint,
-        )
         from pytest_scylla.aggregate_pipeline import AggregatePipeline
 
-        experiment_dir = self.settings.results_dir / experiment_id
-        fingerprint = records_fingerprint(experiment_dir)
-        name = self._experiment_name(experiment_id)
-        reused = current_inputs(experiment_dir, fingerprint, builder_version(), name)
-        if reused is not None and not self.settings.regenerate:
+        experiment_dir, fingerprint, name = self._aggregation_inputs(experiment_id)
+        if self._current_inputs(experiment_dir, fingerprint, name) is not None:
             return  # the session's end takes them as they are
         if self.pipeline is None:
             self.pipeline = AggregatePipeline()
         self.pipeline.start(experiment_dir, experiment_id, name, fingerprint[0])
+
+    def _aggregation_inputs(self, experiment_id: str) -> tuple[Path, tuple[str, int], str]:
+        """The experiment's folder, its records' fingerprint (taken before any of them is
+        read: a record written meanwhile makes the next session aggregate again) and its
+        display name."""
+        from pytest_scylla.aggregate_inputs import records_fingerprint
+
+        experiment_dir = self.settings.results_dir / experiment_id
+        fingerprint = records_fingerprint(experiment_dir)
+        return experiment_dir, fingerprint, self._experiment_name(experiment_id)
+
+    def _current_inputs(
+        self, experiment_dir: Path, fingerprint: tuple[str, int], name: str
+    ) -> AggregateInputs | None:
+        """What the aggregates on disk were built from, when they can be taken as they are
+        (never by --scylla-regenerate, which always builds them again)."""
+        from pytest_scylla.aggregate_inputs import builder_version, current_inputs
+
+        if self.settings.regenerate:
+            return None
+        return current_inputs(experiment_dir, fingerprint, builder_version(), name)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown" and self.item_experiment:
@@ -478,20 +492,14 @@ class ResultsCollector:
             AggregateInputs,
             builder_version,
             forget_inputs,
-            records_fingerprint,
             save_inputs,
             written_stamps,
         )
         from pytest_scylla.ci_report import step_summary_markdown
         from pytest_scylla.results_layout import rewrite_derived_file
 
-        experiment_dir = self.settings.results_dir / experiment_id
-        # Before reading: a record written meanwhile makes the next session aggregate again.
-        fingerprint = records_fingerprint(experiment_dir)
-        name = self._experiment_name(experiment_id)
-        if not self.settings.regenerate and self._reuse_aggregates(
-            experiment_dir, fingerprint, name
-        ):
+        experiment_dir, fingerprint, name = self._aggregation_inputs(experiment_id)
+        if self._reuse_aggregates(experiment_dir, fingerprint, name):
             return
         forget_inputs(experiment_dir)
         built = None
@@ -535,10 +543,9 @@ class ResultsCollector:
         """Aggregates and reports built from exactly these record files are taken as they
         are on disk (aggregate_inputs.py): the same records give the same bytes."""
         from pytest_scylla.aggregate import AGGREGATE_FILE, ExperimentResult
-        from pytest_scylla.aggregate_inputs import builder_version, current_inputs
         from pytest_scylla.ci_report import step_summary_markdown
 
-        inputs = current_inputs(experiment_dir, fingerprint, builder_version(), name)
+        inputs = self._current_inputs(experiment_dir, fingerprint, name)
         if inputs is None:
             return False
         try:
