@@ -39,10 +39,12 @@ class Layout:
         self.work = work
         self.other_run = work / "runs" / "exp-a-T0-00-02-1" / "workspace" / "answer.txt"
         self.source = work / "sources" / "exp-a" / "HEAD"
+        # The baselines the xdist workers of a session share (run/shared_baselines.py).
+        self.baseline = work / "runs" / "baselines-testrun-123" / "0f3a.json"
         for path in (self.rubric, self.solution, self.config, self.result_file):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("grading material\n")
-        for path in (self.other_run, self.source):
+        for path in (self.other_run, self.source, self.baseline):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("not yours\n")
         run = work / "runs" / "exp-a-T0-00-01-1"
@@ -50,7 +52,7 @@ class Layout:
 
     def forbidden(self) -> list[Path]:
         found = [self.rubric, self.solution, self.config, self.result_file]
-        found += [self.other_run, self.source]
+        found += [self.other_run, self.source, self.baseline]
         found += [Path(p) for p in ("/etc/shadow", "/etc/gshadow") if os.access(p, os.R_OK)]
         claude = Path.home() / ".claude"
         if claude.exists():  # the real home's Claude Code folder, where it exists
@@ -92,6 +94,26 @@ def test_grading_material_results_other_runs_and_home_are_invisible(
         assert seen.count("SEEN") == len(targets)  # the attack works on a plain subprocess
     else:
         assert seen == ""
+
+
+@pytest.mark.parametrize("isolation", ["none", "bwrap"])
+def test_a_run_cannot_forge_the_baselines_other_runs_read(
+    tmp_path: Path, isolation: Isolation
+) -> None:
+    """The shared baseline file decides what every later run of the session is compared
+    with: a run that could write it would grade the others."""
+    layout = Layout(tmp_path)
+    forged = '{"node_id": "x", "results": []}'
+    run_script(
+        layout.sandbox(isolation),
+        f"mkdir -p {layout.baseline.parent} 2>/dev/null; echo '{forged}' > {layout.baseline}; true",
+        tmp_path,
+    )
+    written = layout.baseline.read_text()
+    if isolation == "none":
+        assert forged in written  # the attack works on a plain subprocess
+    else:
+        assert written == "not yours\n"
 
 
 @pytest.mark.parametrize("isolation", ["none", "bwrap"])
