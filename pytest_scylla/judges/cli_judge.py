@@ -42,11 +42,10 @@ from pytest_scylla.credentials import LOGIN_FILE_NAME, ClaudeCredentials
 from pytest_scylla.judges.cache import JudgeCache, canonical_json, request_key
 from pytest_scylla.judges.llm import (
     DEFAULT_REQUEST_TIMEOUT_S,
-    JUDGMENT_FILE,
     PROMPT_FILE,
-    RESPONSE_FILE,
     InvalidAnswer,
     answered_record,
+    finish_judgment,
     validate_answer,
 )
 from pytest_scylla.judges.prompt import (
@@ -60,7 +59,6 @@ from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import (
     JudgeRecord,
     TokenUsage,
-    atomic_write_json,
     atomic_write_text,
 )
 from pytest_scylla.redact import Redactor, session_redactor
@@ -429,13 +427,7 @@ class CliJudge:
         )
 
     def _finish(self, out_dir: Path, record: JudgeRecord, log: CliJudgeLog) -> JudgeRecord:
-        record.backend = BACKEND
-        # The serialized text is redacted: a secret may sit anywhere in what the CLI printed.
-        atomic_write_text(
-            out_dir / RESPONSE_FILE, self.redactor(log.model_dump_json(indent=2)) + "\n"
-        )
-        atomic_write_json(out_dir / JUDGMENT_FILE, record)
-        return record
+        return finish_judgment(out_dir, record, log, self.redactor, backend=BACKEND)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

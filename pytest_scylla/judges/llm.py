@@ -117,6 +117,18 @@ def answered_record(
     )
 
 
+def finish_judgment(
+    out_dir: Path, record: JudgeRecord, log: BaseModel, redactor: Redactor, *, backend: str
+) -> JudgeRecord:
+    """Every judgment of a backend, cached or not, leaves through here: its backend named,
+    the response log and the judgment written to the run's judge folder."""
+    record.backend = backend
+    # Redact the serialized text: a secret may sit anywhere in a model's answer.
+    atomic_write_text(out_dir / RESPONSE_FILE, redactor(log.model_dump_json(indent=2)) + "\n")
+    atomic_write_json(out_dir / JUDGMENT_FILE, record)
+    return record
+
+
 def validate_answer(raw: Any, items: list[NormalizedItem]) -> JudgeAnswer:
     """Parse and check one tool input against the items to judge; raises InvalidAnswer."""
     if not isinstance(raw, dict):
@@ -412,10 +424,4 @@ class LlmJudge:
         )
 
     def _finish(self, out_dir: Path, record: JudgeRecord, log: JudgeResponseLog) -> JudgeRecord:
-        record.backend = "api"  # every record, cached or not, leaves through here
-        # Redact the serialized text: a secret may sit anywhere in a model's answer.
-        atomic_write_text(
-            out_dir / RESPONSE_FILE, self.redactor(log.model_dump_json(indent=2)) + "\n"
-        )
-        atomic_write_json(out_dir / JUDGMENT_FILE, record)
-        return record
+        return finish_judgment(out_dir, record, log, self.redactor, backend="api")
