@@ -322,9 +322,8 @@ class ResultsCollector:
             self._count_done(report)
         payload = getattr(report, RECORD_ATTRIBUTE, None)
         if payload is None:
-            on_disk = getattr(report, RECORD_ON_DISK_ATTRIBUTE, False) is True
-            key = reported_run_key(report)
-            if on_disk and key is not None:
+            key = reported_run_key(report) if carries_run(report) else None
+            if key is not None:  # a record read by this process, carried as a marker
                 self._count_from_disk(report, key, None)
             return
         unpacked_into = None
