@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -323,6 +324,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+# What atomic_write_text's temporary files are called: `.<name>.<8 random chars>.tmp`.
+_UNFINISHED_WRITE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
+def remove_unfinished_writes(folder: Path, keep: str) -> list[Path]:
+    """Delete the temporary files of atomic writes that never finished under `folder` (a
+    process killed between writing and renaming; outside the sub-folder `keep`), and
+    return them. Their text never became a file: they are no result, and an attempt moved
+    aside must not carry them. Only for a folder no live process writes to."""
+    removed = []
+    for path in folder.rglob("*.tmp"):
+        if keep in path.relative_to(folder).parts[:1]:
+            continue
+        if _UNFINISHED_WRITE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def write_text_if_changed(path: Path, text: str) -> bool:

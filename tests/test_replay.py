@@ -203,3 +203,31 @@ def test_a_budget_stop_skips_new_runs_but_not_runs_reported_from_disk(
     resumed = pytester.runpytest(*args, "--runs", "3", "-rs")
     resumed.assert_outcomes(passed=2, skipped=1)
     resumed.stdout.fnmatch_lines(["SKIPPED * budget reached: spent $1.00 of --max-cost $1.00"])
+
+
+@pytest.mark.parametrize("stage", ["started", "agent-done"])
+def test_a_killed_sessions_unfinished_writes_are_dropped_when_its_run_goes_on(
+    pytester: pytest.Pytester, stage: str
+) -> None:
+    """kill -9 between an atomic write's temporary file and its rename leaves
+    `.<name>.<random>.tmp` in the run folder: not a result. The run executed again (a new
+    attempt, or its judging) drops them, and no attempt moved aside carries them."""
+    experiment = write_experiment(pytester.path, "exp-tmp")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run = results / "exp-tmp" / "T0" / "00-empty" / "run-01"
+    record = json.loads((run / RUN_RECORD_FILE).read_text())
+    record.update(stage=stage, outcome="error", result=None)
+    record["error"] = {"stage": "interrupted", "message": "killed"}
+    atomic_write_text(run / RUN_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    leftovers = [run / ".run_result.json.k3x9q2ab.tmp", run / "checks" / ".x.json.a1b2c3d4.tmp"]
+    for leftover in leftovers:
+        leftover.parent.mkdir(exist_ok=True)
+        leftover.write_text('{"half": ')
+    keep = run / "notes.tmp"  # not an atomic write's name: not ours to drop
+    keep.write_text("kept\n")
+
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert [path for path in results.rglob("*.tmp") if path.name != "notes.tmp"] == []
+    assert keep.is_file() or any(path.name == "notes.tmp" for path in run.rglob("*"))

@@ -21,8 +21,9 @@ from pytest_scylla.records import (
     RunRecord,
     atomic_write_text,
     dump_record,
+    remove_unfinished_writes,
 )
-from pytest_scylla.results_layout import ERROR_LOG, read_run_record
+from pytest_scylla.results_layout import ATTEMPTS_DIR, ERROR_LOG, read_run_record
 from pytest_scylla.run.plan import RunOutcome, RunPlan
 from pytest_scylla.run.resume import archive_attempt, decide
 from pytest_scylla.run_settings import run_settings_for, with_judging
@@ -126,6 +127,10 @@ class RunExecutor:
             assert existing is not None
             # The text goes on as it is: nobody parses and dumps a finished record again.
             return RunOutcome(existing, from_disk=True, notes=notes, record_text=stored_text)
+        # This session's lock makes it the folder's only writer: a temporary file of an
+        # atomic write there was left by a killed session, before its run is executed again.
+        if run_path.is_dir():
+            remove_unfinished_writes(run_path, keep=ATTEMPTS_DIR)
         if decision == "judge":
             assert existing is not None
             record = existing.model_copy(deep=True)
