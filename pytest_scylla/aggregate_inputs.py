@@ -112,6 +112,16 @@ def current_inputs(
     return inputs
 
 
+def records_sound_as_aggregated(experiment_dir: Path, experiment_name: str) -> bool:
+    """Whether the aggregation on disk read every record file of the experiment in full and
+    found none damaged (it stores its inputs only then), and no record file changed since:
+    each record then still reads as that aggregation read it."""
+    fingerprint = records_fingerprint(experiment_dir)
+    return (
+        current_inputs(experiment_dir, fingerprint, builder_version(), experiment_name) is not None
+    )
+
+
 def forget_inputs(experiment_dir: Path) -> None:
     """Before aggregates are rewritten: a crash halfway must not leave a stale claim."""
     (experiment_dir / AGGREGATE_INPUTS_FILE).unlink(missing_ok=True)

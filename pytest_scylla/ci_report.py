@@ -18,6 +18,7 @@ from typing import Literal
 
 import pytest
 
+from pytest_scylla.record_head import RunHead
 from pytest_scylla.records import RunRecord
 from pytest_scylla.redact import Redactor
 
@@ -32,7 +33,7 @@ RUN_MARKER = "scylla"
 # ---- JUnit properties ---------------------------------------------------------------------
 
 
-def junit_properties(record: RunRecord) -> list[tuple[str, object]]:
+def junit_properties(record: RunRecord | RunHead) -> list[tuple[str, object]]:
     """The run's CI-relevant figures as (name, value) pairs; n/a where the run has none.
 
     Costs and tokens cover every attempt of the run: what the run really cost.
@@ -64,7 +65,7 @@ def junit_properties(record: RunRecord) -> list[tuple[str, object]]:
     return [(PROPERTY_PREFIX + name, value) for name, value in pairs]
 
 
-def add_junit_properties(item: pytest.Item, record: RunRecord) -> None:
+def add_junit_properties(item: pytest.Item, record: RunRecord | RunHead) -> None:
     """Put the run's properties on the item once (a report is made per stage)."""
     names = {name for name, _ in item.user_properties}
     for name, value in junit_properties(record):

@@ -20,6 +20,7 @@ from pytest_scylla.spec.load_experiment import Experiment, load_experiment
 if TYPE_CHECKING:
     from _pytest._code.code import TerminalRepr, Traceback
 
+    from pytest_scylla.record_head import RunHead
     from pytest_scylla.records import RunRecord
     from pytest_scylla.run.plan import RunOutcome, RunPlan
     from pytest_scylla.session import ScyllaSession
@@ -91,7 +92,8 @@ class RunItem(pytest.Item):
         self.experiment = experiment
         self.subtest = subtest
         self.run_number = run_number
-        self.record: RunRecord | None = None
+        # A head only for a run reported from disk as it is (run/plan.py RunOutcome).
+        self.record: RunRecord | RunHead | None = None
         self.from_disk = False
         self.record_text: str | None = None  # the file's text of a record reused as it is
         # What the run came to, known before its setup (replay.py: a run reported from disk).

@@ -12,8 +12,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -212,7 +213,56 @@ class AttemptRecord(BaseModel):
     files: str  # e.g. "attempts/1"
 
 
-class RunRecord(BaseModel):
+class JudgeSpend(Protocol):
+    tokens: TokenUsage
+    cost_usd: float
+    cached: bool
+
+
+class RunTotals:
+    """What a run cost and how its agent ended, over every attempt: the same arithmetic for
+    a full `RunRecord` and for the `RunHead` a resume reads (record_head.py)."""
+
+    if TYPE_CHECKING:  # the models that mix this in declare these fields
+        agent: AgentRecord | None
+        attempts: list[AttemptRecord]
+
+        @property
+        def judges(self) -> Sequence[JudgeSpend]: ...
+
+    @property
+    def timed_out(self) -> bool:
+        return self.agent is not None and self.agent.timed_out
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.agent.exit_code if self.agent else None
+
+    @property
+    def judge_cost_usd(self) -> float:
+        return sum(judge.cost_usd for judge in self.judges if not judge.cached)
+
+    @property
+    def agent_cost_usd(self) -> float:
+        """This attempt's agent spend (see total_agent_cost_usd for every attempt)."""
+        return self.agent.cost_usd or 0.0 if self.agent else 0.0
+
+    @property
+    def total_agent_cost_usd(self) -> float:
+        """Agent spend over every attempt of the run: what the run really cost."""
+        return self.agent_cost_usd + sum(attempt.agent_cost_usd for attempt in self.attempts)
+
+    @property
+    def total_judge_cost_usd(self) -> float:
+        return self.judge_cost_usd + sum(attempt.judge_cost_usd for attempt in self.attempts)
+
+    @property
+    def total_tokens(self) -> int:
+        own = self.agent.tokens.total if self.agent else 0
+        return own + sum(attempt.tokens.total for attempt in self.attempts)
+
+
+class RunRecord(RunTotals, BaseModel):
     schema_version: int = SCHEMA_VERSION
     experiment_id: str
     tier: str
@@ -246,14 +296,6 @@ class RunRecord(BaseModel):
     settings: RunSettings | None = None  # what produced this record (None before version 2)
 
     @property
-    def timed_out(self) -> bool:
-        return self.agent is not None and self.agent.timed_out
-
-    @property
-    def exit_code(self) -> int | None:
-        return self.agent.exit_code if self.agent else None
-
-    @property
     def agent_phase_done(self) -> bool:
         return (
             self.agent is not None
@@ -261,29 +303,6 @@ class RunRecord(BaseModel):
             and self.checks is not None
             and self.workspace is not None
         )
-
-    @property
-    def judge_cost_usd(self) -> float:
-        return sum(judge.cost_usd for judge in self.judges if not judge.cached)
-
-    @property
-    def agent_cost_usd(self) -> float:
-        """This attempt's agent spend (see total_agent_cost_usd for every attempt)."""
-        return self.agent.cost_usd or 0.0 if self.agent else 0.0
-
-    @property
-    def total_agent_cost_usd(self) -> float:
-        """Agent spend over every attempt of the run: what the run really cost."""
-        return self.agent_cost_usd + sum(attempt.agent_cost_usd for attempt in self.attempts)
-
-    @property
-    def total_judge_cost_usd(self) -> float:
-        return self.judge_cost_usd + sum(attempt.judge_cost_usd for attempt in self.attempts)
-
-    @property
-    def total_tokens(self) -> int:
-        own = self.agent.tokens.total if self.agent else 0
-        return own + sum(attempt.tokens.total for attempt in self.attempts)
 
     def as_attempt(self, number: int, files: str) -> AttemptRecord:
         """This record summarized as an earlier attempt of its run."""

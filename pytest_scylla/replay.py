@@ -17,11 +17,13 @@ A run that may spend money (an agent or a judge to run), or whose record needs a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 
 from pytest_scylla.collect import RunItem, scylla_session
+from pytest_scylla.results_layout import experiment_dir
 
 Stage = Literal["setup", "call", "teardown"]
 # What pytest lets escape a stage instead of reporting it (_pytest.runner's default).
@@ -34,6 +36,7 @@ _STAGE_HOOKS: dict[Stage, str] = {
     "teardown": "pytest_runtest_teardown",
 }
 _CALLERS: pytest.StashKey[dict[tuple[str, frozenset[int]], Any]] = pytest.StashKey()
+_SOUND_EXPERIMENTS: pytest.StashKey[dict[str, bool]] = pytest.StashKey()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -45,7 +48,9 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if settings.rejudge or settings.status:
         return None  # a rejudge pays judges; a status runs nothing at all
     if not settings.regenerate:  # a regenerate's setup rescores: nothing paid
-        outcome = session.executor().reported_as_is(item.plan)
+        outcome = session.executor().reported_as_is(
+            item.plan, sound_on_disk=_records_sound(item, settings.results_dir)
+        )
         if outcome is None:
             return None
         item.settled = outcome  # what its setup takes instead of executing the run
@@ -76,6 +81,21 @@ def _stage(item: RunItem, when: Stage, **kwargs: Any) -> pytest.TestReport:
     report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
     item.ihook.pytest_runtest_logreport(report=report)
     return report
+
+
+def _records_sound(item: RunItem, results_dir: Path) -> bool:
+    """Whether each record of the item's experiment reads as the aggregation on disk read
+    it in full (aggregate_inputs.py), so a run's head is enough to report it: asked once
+    per experiment and session, before its first run is reported."""
+    known = item.config.stash.setdefault(_SOUND_EXPERIMENTS, {})
+    experiment = item.experiment
+    sound = known.get(experiment.id)
+    if sound is None:
+        from pytest_scylla.aggregate_inputs import records_sound_as_aggregated
+
+        folder = experiment_dir(results_dir, experiment.id)
+        sound = known[experiment.id] = records_sound_as_aggregated(folder, experiment.spec.name)
+    return sound
 
 
 def _quiet_hook(item: RunItem, name: str) -> Any:

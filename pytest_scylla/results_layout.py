@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pytest_scylla.record_head import RunHead
 from pytest_scylla.records import (
     RUN_RECORD_FILE,
     SCHEMA_VERSION,
@@ -54,7 +55,7 @@ class RunKey:
     run: int
 
     @classmethod
-    def of(cls, record: RunRecord) -> RunKey:
+    def of(cls, record: RunRecord | RunHead) -> RunKey:
         return cls(record.experiment_id, record.tier, record.subtest, record.run)
 
     def label(self) -> str:
@@ -144,6 +145,38 @@ def _parse(path: Path) -> StoredRecord:
             if record.schema_version == SCHEMA_VERSION:  # not a second key saying otherwise
                 return StoredRecord(record, text)
     return StoredRecord(parse_record(raw, path))
+
+
+@dataclass(frozen=True)
+class StoredHead:
+    """A record's head (record_head.py) and its file's whole text, which stays on disk as
+    it is: a head is never written."""
+
+    head: RunHead
+    text: str
+
+
+def read_run_head(path: Path, expected: RunKey) -> StoredHead | None:
+    """The head of the current-schema record of run `expected` at `path`; None for anything
+    else (no file, damage, an older schema, another run), which read_run_record tells apart.
+
+    The head skips the record's evidence unvalidated: take it only for a record a full read
+    has found sound since it was last written (see replay.py).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None
+    if not raw.startswith(_CURRENT_SCHEMA_START):
+        return None
+    try:
+        text = raw.decode("utf-8")
+        head = RunHead.model_validate_json(raw)
+    except (ValueError, ValidationError):
+        return None
+    if head.schema_version != SCHEMA_VERSION or RunKey.of(head) != expected:
+        return None
+    return StoredHead(head, text)
 
 
 def record_paths(experiment_path: Path) -> list[Path]:

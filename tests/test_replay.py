@@ -231,3 +231,66 @@ def test_a_killed_sessions_unfinished_writes_are_dropped_when_its_run_goes_on(
     pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert [path for path in results.rglob("*.tmp") if path.name != "notes.tmp"] == []
     assert keep.is_file() or any(path.name == "notes.tmp" for path in run.rglob("*"))
+
+
+def test_a_resume_after_an_aggregation_reports_runs_from_their_heads(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records that the aggregation on disk read in full, unchanged since, are reported from
+    their heads (record_head.py) with the same reports as from the full record; any change
+    to a record file sends every run back to the full read, which still finds damage."""
+    import pytest_scylla.run.executor as executor
+
+    experiment = write_experiment(pytester.path, "exp-heads")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "2", "--results-dir", str(results), *OFFLINE)
+    args = (*args, "-p", "no:cacheprovider")
+    pytester.runpytest(*args).assert_outcomes(passed=2)
+    runs = results / "exp-heads" / "T0" / "00-empty"
+    make_failed(runs / "run-02" / RUN_RECORD_FILE)
+
+    full_reads: list[str] = []
+    read_run_record = executor.read_run_record
+
+    def counting(path: Path, expected: object = None) -> object:
+        full_reads.append(path.parent.name)
+        return read_run_record(path, expected)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(executor, "read_run_record", counting)
+
+    def session(name: str) -> tuple[pytest.RunResult, dict[str, dict[str, str | None]], object]:
+        junit, json_report = pytester.path / f"{name}.xml", pytester.path / f"{name}.json"
+        result = pytester.runpytest(
+            *args, f"--junitxml={junit}", "--json-report", f"--json-report-file={json_report}"
+        )
+        properties = {
+            str(case.get("name")): {
+                p.get("name") or "": p.get("value") for p in case.iter("property")
+            }
+            for case in ET.parse(junit).getroot().iter("testcase")
+        }
+        tests = json.loads(json_report.read_text())["tests"]
+        return result, properties, [(test["outcome"], test["metadata"]) for test in tests]
+
+    # The changed record: the aggregates on disk no longer match, every record is read whole.
+    changed, changed_properties, changed_json = session("changed")
+    changed.assert_outcomes(passed=1, failed=1)
+    assert sorted(full_reads) == ["run-01", "run-02"]
+    full_reads.clear()
+
+    # Nothing changed since that session aggregated: heads only, the same reports.
+    again, again_properties, again_json = session("again")
+    again.assert_outcomes(passed=1, failed=1)
+    again.stdout.fnmatch_lines(["*0 executed, 2 from disk*"])
+    assert full_reads == []
+    assert again_properties == changed_properties
+    assert again_json == changed_json
+    assert again_properties["00-empty[run-02]"]["scylla_score"] == "0.2500"
+
+    # Evidence a head skips is damaged: the file changed, so the full read finds it.
+    record = json.loads((runs / "run-01" / RUN_RECORD_FILE).read_text())
+    record["checks"] = {"after": "not a list"}
+    atomic_write_text(runs / "run-01" / RUN_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    damaged = pytester.runpytest(*args)
+    assert "run-01" in full_reads
+    damaged.stdout.fnmatch_lines(["*run-01*damaged*"])

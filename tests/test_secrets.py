@@ -265,7 +265,7 @@ def crash_runs_with_the_secrets_in_hand(monkeypatch: pytest.MonkeyPatch) -> None
         real = original_executor(session)
 
         class Exploding:
-            def reported_as_is(self, plan: Any) -> Any:
+            def reported_as_is(self, plan: Any, **_: Any) -> Any:
                 return None  # every run through execute, as a session without records
 
             def execute(self, plan: Any) -> Any:

@@ -23,7 +23,7 @@ from pytest_scylla.records import (
     dump_record,
     remove_unfinished_writes,
 )
-from pytest_scylla.results_layout import ATTEMPTS_DIR, ERROR_LOG, read_run_record
+from pytest_scylla.results_layout import ATTEMPTS_DIR, ERROR_LOG, read_run_head, read_run_record
 from pytest_scylla.run.plan import RunOutcome, RunPlan
 from pytest_scylla.run.resume import archive_attempt, decide
 from pytest_scylla.run_settings import run_settings_for, with_judging
@@ -67,13 +67,23 @@ class RunExecutor:
             self._services = self._make_services()
         return self._services
 
-    def reported_as_is(self, plan: RunPlan) -> RunOutcome | None:
+    def reported_as_is(self, plan: RunPlan, *, sound_on_disk: bool = False) -> RunOutcome | None:
         """The outcome `execute` would return for a finished run it reports from disk as it
-        is (nothing to run, rebuild, note or regenerate); None for any other run."""
+        is (nothing to run, rebuild, note or regenerate); None for any other run.
+
+        `sound_on_disk`: the caller knows the record file was read in full and found sound
+        since it was last written, so its head (record_head.py) is enough to report it.
+        """
         if self.settings.regenerate or self.settings.rejudge:
             return None
+        record_file = plan.run_dir(self.settings.results_dir) / RUN_RECORD_FILE
+        if sound_on_disk:
+            stored_head = read_run_head(record_file, plan.key)
+            if stored_head is not None:
+                if decide(stored_head.head, self.settings) != "reuse":
+                    return None
+                return RunOutcome(stored_head.head, from_disk=True, record_text=stored_head.text)
         try:
-            record_file = plan.run_dir(self.settings.results_dir) / RUN_RECORD_FILE
             stored = read_run_record(record_file, plan.key)
         except DamagedRecord:
             return None  # execute names it and rebuilds what it can

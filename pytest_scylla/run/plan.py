@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from pytest_scylla.record_head import RunHead
 from pytest_scylla.records import ConsensusRecord, JudgeRecord, RunRecord, ScoreRecord
 from pytest_scylla.results_layout import RunKey, run_dir
 from pytest_scylla.spec.catalogue import ResolvedSubTest
@@ -31,7 +32,9 @@ class RunPlan:
 
 @dataclass
 class RunOutcome:
-    record: RunRecord | None  # None: --scylla-regenerate found nothing on disk
+    # None: --scylla-regenerate found nothing on disk. A head (record_head.py) only for a run
+    # reported from disk as it is, always with its file's text.
+    record: RunRecord | RunHead | None
     from_disk: bool = False
     notes: list[str] = field(default_factory=list)
     # The record file's text when the file holds exactly `record`: a finished run reported

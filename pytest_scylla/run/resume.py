@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pytest_scylla.record_head import RunHead
 from pytest_scylla.records import AttemptRecord, RunError, RunRecord
 from pytest_scylla.results_layout import (
     ATTEMPT_RECORD_FILE,
@@ -23,7 +24,7 @@ from pytest_scylla.settings import ScyllaSettings
 Decision = Literal["reuse", "judge", "agent"]
 
 
-def decide(existing: RunRecord | None, settings: ScyllaSettings) -> Decision:
+def decide(existing: RunRecord | RunHead | None, settings: ScyllaSettings) -> Decision:
     if existing is None:
         return "agent"
     if existing.stage == "judged" and existing.outcome != "error":
