@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from typing import Any
 
 import pytest
@@ -282,12 +283,39 @@ def _strings(value: Any) -> list[str] | None:
     return found
 
 
+# Strings found to hold nothing the redactor changes, per redactor and its list of secrets
+# (Redactor.add makes a new list). The reports of thousands of runs repeat most of their
+# strings (property names, outcomes, stage names): each is searched once.
+_UNCHANGED: weakref.WeakKeyDictionary[Redactor, tuple[list[str], set[str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_UNCHANGED_MAX_STRINGS = 100_000
+_UNCHANGED_MAX_CHARS = 200  # long texts rarely repeat: not worth keeping
+
+
+def _unchanged_strings(redactor: Redactor) -> set[str]:
+    known = _UNCHANGED.get(redactor)
+    if known is None or known[0] is not redactor.secrets:
+        known = _UNCHANGED[redactor] = (redactor.secrets, set())
+    return known[1]
+
+
 def _value_might_redact(redactor: Redactor, value: Any) -> bool:
     strings = _strings(value)
     if strings is None:
         return True
-    # One search over all of them: a match inside one string is a match in the joined text.
-    return might_redact(redactor, "\n".join(strings))
+    unchanged = _unchanged_strings(redactor)
+    unknown = [string for string in strings if string not in unchanged]
+    if not unknown:
+        return False
+    # One search over all of them: a match inside one string is a match in the joined text,
+    # so a joined text the redactor leaves alone says the same of each string (the
+    # redactor takes the strings one by one).
+    if might_redact(redactor, "\n".join(unknown)):
+        return True
+    if len(unchanged) < _UNCHANGED_MAX_STRINGS:
+        unchanged.update(string for string in unknown if len(string) <= _UNCHANGED_MAX_CHARS)
+    return False
 
 
 # What every report of an item repeats: checked once per item, while it stays the same.

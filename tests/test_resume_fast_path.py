@@ -23,7 +23,12 @@ from pytest_scylla.aggregate_inputs import (
 )
 from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text
 from pytest_scylla.redact import REDACTED
-from pytest_scylla.redact_reports import ReportRedactor, json_might_redact, might_redact
+from pytest_scylla.redact_reports import (
+    ReportRedactor,
+    _value_might_redact,
+    json_might_redact,
+    might_redact,
+)
 
 OFFLINE = (
     "--judge-model",
@@ -86,6 +91,20 @@ def test_might_redact_says_yes_wherever_the_redactor_changes_text(
         assert might_redact(redactor, text)
     elif text in UNCHANGED:
         assert not might_redact(redactor, text)
+
+
+def test_strings_found_unchanged_are_searched_again_once_a_secret_is_added() -> None:
+    """Report strings the redactor left alone are not searched again, until it learns a
+    secret: a value reported before the secret was known must not stay "unchanged"."""
+    redactor = ReportRedactor([])
+    value = [("scylla_note", "printed zx-late-Secret-91 on the way"), "passed"]
+    assert not _value_might_redact(redactor, value)
+    assert not _value_might_redact(redactor, value)  # answered from the strings seen
+    redactor.add("zx-late-Secret-91")
+    assert _value_might_redact(redactor, value)
+    assert redactor(value[0][1]) == f"printed {REDACTED} on the way"
+    # A redactor of its own: what another one found unchanged says nothing about it.
+    assert _value_might_redact(ReportRedactor(["zx-late-Secret-91"]), value)
 
 
 @pytest.mark.parametrize("text", CHANGED)
