@@ -64,12 +64,14 @@ class BudgetCheck:
 
     def __init__(self, settings: ScyllaSettings) -> None:
         self.results_dir = settings.results_dir
+        # A regenerate rescores records and a status runs nothing: neither spends.
+        self.spends = not (settings.regenerate or settings.status)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         from pytest_scylla.collect import RunItem
 
-        if not isinstance(item, RunItem) or item.settled is not None:
+        if not self.spends or not isinstance(item, RunItem) or item.settled is not None:
             return  # a run reported from disk as it is costs nothing: never skipped
         stop = read_stop(self.results_dir)
         if stop is not None and stop.applies_to(item.experiment.id):
