@@ -172,3 +172,22 @@ def test_unused_rubric_is_fine() -> None:
     empty = NormalizedRubric(categories=RUBRIC.categories[:1])
     result = commands_only_score(empty, {}, 0.6)
     assert result.score == 0.0 and result.partial
+
+
+def test_a_judges_own_score_keeps_command_items_and_their_unjudged_ones() -> None:
+    """A command item decides its item for every judge; one whose command could not say
+    (source "unjudged") stays unjudged for every judge too, whatever a judge wrote for it."""
+    unjudged_command = {
+        "F2": ItemScore(
+            item_id="F2", category="functional", max_points=1, achieved=None, source="unjudged"
+        )
+    }
+    judges = [judge("a", F1=2, F2=0, F3=1, Q1=1, Q2=2), judge("b", F1=0, F2=1, Q1=0, Q2=0)]
+    result, consensus = build_consensus(RUBRIC, unjudged_command, judges, pass_threshold=0.5)
+    assert result.unjudged_items == ["F2"] and result.partial
+    # a: functional (2 + 1) / (2 + 1), quality 3 / 3; b: F3 not judged, functional 0 / 2.
+    assert consensus.judge_scores == pytest.approx({"a": 1.0, "b": 0.0})
+    overridden, scores = build_consensus(RUBRIC, COMMANDS, judges, pass_threshold=0.5)
+    # With F2 from its command (1 of 1): b's functional is (0 + 1) / (2 + 1).
+    assert scores.judge_scores == pytest.approx({"a": 1.0, "b": 0.6 * (1 / 3)})
+    assert overridden.items[1].source == "command"

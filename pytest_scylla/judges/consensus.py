@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from statistics import median
 
-from pytest_scylla.judges.scoring import score_items
+from pytest_scylla.judges.scoring import score_items, weighted_score
 from pytest_scylla.records import (
     ConsensusRecord,
     ItemJudgment,
@@ -63,26 +63,25 @@ def _same(values: list[float | None]) -> bool:
     return all(value is not None and abs(value - first) <= SAME_VALUE_TOLERANCE for value in values)
 
 
-def _judge_items(
+def _judge_points(
     rubric: NormalizedRubric,
     judged: Mapping[str, ItemJudgment],
     command_items: Mapping[str, ItemScore],
-) -> dict[str, ItemScore]:
-    scores = dict(command_items)
-    for category in rubric.categories:
-        for item in category.items:
-            if item.id in scores or item.id not in judged:
-                continue
-            judgment = judged[item.id]
-            scores[item.id] = ItemScore(
-                item_id=item.id,
-                category=category.name,
-                max_points=item.points,
-                achieved=judgment.achieved,
-                source="judges",
-                reason=judgment.reason,
-            )
-    return scores
+) -> dict[str, float | None]:
+    """One judge's achieved points per item it judged, beside the command items' points
+    (which no judge overrides); unjudged items are left out, as score_items leaves them."""
+    points = {
+        item.id: judged[item.id].achieved
+        for category in rubric.categories
+        for item in category.items
+        if item.id in judged and item.id not in command_items
+    }
+    points.update(
+        (item_id, item.achieved)
+        for item_id, item in command_items.items()
+        if item.source != "unjudged"
+    )
+    return points
 
 
 def build_consensus(
@@ -128,14 +127,10 @@ def build_consensus(
     result = score_items(rubric, consensus, pass_threshold=pass_threshold, grade_scale=grade_scale)
     judge_scores: dict[str, float] = {}
     for judge in ok:
-        own = score_items(
-            rubric,
-            _judge_items(rubric, judge.items, command_items),
-            pass_threshold=pass_threshold,
-            grade_scale=grade_scale,
-        )
-        judge.score = own.score
-        judge_scores[judge.model] = own.score
+        # Only its score: the same arithmetic as the consensus, without a record per item.
+        own_score, _ = weighted_score(rubric, _judge_points(rubric, judge.items, command_items))
+        judge.score = own_score
+        judge_scores[judge.model] = own_score
     record = ConsensusRecord(
         judges_used=[judge.model for judge in ok],
         judges_failed=failed,

@@ -33,6 +33,34 @@ def grade_for(score: float, scale: Mapping[str, float] | None = None) -> str:
     return ordered[-1][0]
 
 
+def weighted_score(
+    rubric: NormalizedRubric, achieved: Mapping[str, float | None]
+) -> tuple[float, dict[str, float | None]]:
+    """(run score, score per category) from the achieved points of the judged items (None:
+    N/A); an item missing from `achieved` is unjudged and, like N/A, counts nowhere."""
+    category_scores: dict[str, float | None] = {}
+    weighted_sum = 0.0
+    weight_total = 0.0
+    for category in rubric.categories:
+        achieved_total = 0.0
+        max_total = 0.0
+        for item in category.items:
+            points = achieved.get(item.id)
+            if points is None:  # N/A or unjudged
+                continue
+            achieved_total += min(max(points, 0.0), item.points)
+            max_total += item.points
+        if max_total > 0:
+            category_score = achieved_total / max_total
+            category_scores[category.name] = category_score
+            weighted_sum += category.weight * category_score
+            weight_total += category.weight
+        else:
+            category_scores[category.name] = None
+    score = weighted_sum / weight_total if weight_total > 0 else 0.0
+    return min(max(score, 0.0), 1.0), category_scores
+
+
 def score_items(
     rubric: NormalizedRubric,
     items: Mapping[str, ItemScore],
@@ -41,14 +69,10 @@ def score_items(
     grade_scale: Mapping[str, float] | None = None,
 ) -> ScoreRecord:
     """Score a run from one ItemScore per rubric item (missing ones count as unjudged)."""
-    category_scores: dict[str, float | None] = {}
     ordered_items: list[ItemScore] = []
     unjudged: list[str] = []
-    weighted_sum = 0.0
-    weight_total = 0.0
+    achieved: dict[str, float | None] = {}
     for category in rubric.categories:
-        achieved_total = 0.0
-        max_total = 0.0
         for item in category.items:
             item_score = items.get(item.id) or ItemScore(
                 item_id=item.id,
@@ -60,20 +84,9 @@ def score_items(
             ordered_items.append(item_score)
             if item_score.source == "unjudged":
                 unjudged.append(item.id)
-                continue
-            if item_score.achieved is None:  # N/A
-                continue
-            achieved_total += min(max(item_score.achieved, 0.0), item.points)
-            max_total += item.points
-        if max_total > 0:
-            category_score = achieved_total / max_total
-            category_scores[category.name] = category_score
-            weighted_sum += category.weight * category_score
-            weight_total += category.weight
-        else:
-            category_scores[category.name] = None
-    score = weighted_sum / weight_total if weight_total > 0 else 0.0
-    score = min(max(score, 0.0), 1.0)
+            else:
+                achieved[item.id] = item_score.achieved
+    score, category_scores = weighted_score(rubric, achieved)
     return ScoreRecord(
         score=score,
         grade=grade_for(score, grade_scale),
