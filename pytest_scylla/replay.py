@@ -63,23 +63,24 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def replay(item: RunItem, nextitem: pytest.Item | None) -> None:
     """runtestprotocol's three stages, with quiet stage hooks."""
+    # The item's hook relay, looked up once: each `item.ihook` walks its conftests again.
     ihook = item.ihook
     ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-    if _stage(item, "setup").passed and not item.config.getoption("setuponly", False):
-        _stage(item, "call")
+    if _stage(item, ihook, "setup").passed and not item.config.getoption("setuponly", False):
+        _stage(item, ihook, "call")
     if item.session.shouldfail or item.session.shouldstop:
         nextitem = None  # as pytest does: a session about to stop tears everything down
-    _stage(item, "teardown", nextitem=nextitem)
+    _stage(item, ihook, "teardown", nextitem=nextitem)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
 
 
-def _stage(item: RunItem, when: Stage, **kwargs: Any) -> pytest.TestReport:
-    hook = _quiet_hook(item, _STAGE_HOOKS[when])
+def _stage(item: RunItem, ihook: Any, when: Stage, **kwargs: Any) -> pytest.TestReport:
+    hook = _quiet_hook(item, ihook, _STAGE_HOOKS[when])
     call = pytest.CallInfo.from_call(
         lambda: hook(item=item, **kwargs), when=when, reraise=_ESCAPING
     )
-    report: pytest.TestReport = item.ihook.pytest_runtest_makereport(item=item, call=call)
-    item.ihook.pytest_runtest_logreport(report=report)
+    report: pytest.TestReport = ihook.pytest_runtest_makereport(item=item, call=call)
+    ihook.pytest_runtest_logreport(report=report)
     return report
 
 
@@ -98,11 +99,10 @@ def _records_sound(item: RunItem, results_dir: Path) -> bool:
     return sound
 
 
-def _quiet_hook(item: RunItem, name: str) -> Any:
-    """The item's own hook caller for `name` (its conftests only, as `item.ihook` has it)
-    without the quiet plugins; one caller per set of plugins, made once."""
+def _quiet_hook(item: RunItem, relay: Any, name: str) -> Any:
+    """The item's own hook caller for `name` (its conftests only, as its hook `relay` has
+    them) without the quiet plugins; one caller per set of plugins, made once."""
     manager = item.config.pluginmanager
-    relay = item.ihook
     callers = item.config.stash.setdefault(_CALLERS, {})
     if relay is item.config.hook:  # every conftest applies here: the common case, cached
         every_plugin = callers.get((name, frozenset()))
