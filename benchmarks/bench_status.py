@@ -8,6 +8,11 @@ times, each in a fresh subprocess (pytest start-up included):
     pytest <results>/ --scylla-status                                    (status of a folder)
     pytest experiments/test-001 --runs 500 ...options...                   (plain resume)
 
+For scale, `floor` times pytest alone on this machine, with the same installed plugins and
+`-p no:cacheprovider -q`, on a file of as many empty tests as there are runs: what one pytest
+item per run costs before the plugin does anything (`floor_quiet`: the same without output
+and log capture, which a replayed run skips).
+
 The resume must report every run from disk and ask the fake API nothing. The synthetic tree
 has no aggregates yet, so the first resume (`resume_first`, run once) builds them and the
 reports; the later ones (`resume`) find every record as it was and reuse them, as a real
@@ -127,6 +132,16 @@ def main() -> None:
             "resume_first": [*pytest, str(TEST_FILE.parent), *options],
             "resume": [*pytest, str(TEST_FILE.parent), *options],
         }
+        empty_tests = Path(tmp) / "floor" / "test_empty.py"
+        empty_tests.parent.mkdir()
+        empty_tests.write_text(
+            "import pytest\n\n\n"
+            f"@pytest.mark.parametrize('run', range({records}))\n"
+            "def test_run(run):\n    pass\n"
+        )
+        floor = [*pytest, str(empty_tests), "-p", "no:scylla", "-p", "no:cacheprovider", "-q"]
+        commands["floor"] = floor
+        commands["floor_quiet"] = [*floor, "-s", "-p", "no:logging"]
         figures: dict[str, object] = {"records": records}
         with FakeMessagesAPI(never_called) as api:
             env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": FAKE_KEY}
