@@ -263,7 +263,8 @@ def test_hang_makes_the_sdk_time_out(api: FakeMessagesAPI) -> None:
     start = time.monotonic()
     with pytest.raises(anthropic.APITimeoutError):
         client_for(api, timeout=0.5).messages.create(model=MODEL, max_tokens=5, messages=USER)
-    assert time.monotonic() - start < 5
+    # Well before the 30 s hang ends, with room for a loaded CI machine (retries, backoff).
+    assert time.monotonic() - start < 20
 
 
 def test_cut_stream_is_an_error(api: FakeMessagesAPI) -> None:
@@ -420,7 +421,7 @@ def test_stop_is_clean_during_a_hang() -> None:
     port = server.port
     start = time.monotonic()
     server.stop()
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 10  # the hang has no end: stop did not wait for it
     assert server.live_threads() == []
     client_thread.join(5)
     assert not client_thread.is_alive()

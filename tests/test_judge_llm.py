@@ -450,7 +450,8 @@ def test_hang_times_out_and_fails_without_stuck_threads(
     )
     started = time.monotonic()
     [record] = panel.run(make_input(), JUDGED, tmp_path / "judges", [])
-    assert time.monotonic() - started < 5
+    # Well before the first 30 s hang ends, with room for a loaded CI machine.
+    assert time.monotonic() - started < 20
     assert record.status == "failed"
     assert record.error == "API unavailable after 2 attempts: request timed out"
     assert not [t for t in threading.enumerate() if t.name.startswith("judge")]
