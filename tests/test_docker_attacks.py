@@ -144,7 +144,7 @@ def test_a_detached_process_does_not_outlive_its_run(
         # starts its own session with nothing open (it used to survive into the checks).
         script = "setsid sleep 301 </dev/null >/dev/null 2>&1 & sleep 302 & echo bye"
         outcome, out, _ = _run(box, tmp_path, script, timeout_s=20)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 15  # not held until the 20 s timeout
         assert (outcome.exit_code, outcome.timed_out, out) == (0, False, "bye\n")
         outcome, out, _ = _run(box, tmp_path, "ps -e -o args=")
         assert "sleep" not in out, out

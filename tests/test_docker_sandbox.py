@@ -233,7 +233,7 @@ def test_timeout_kills_and_sandbox_stays_usable(sandbox: DockerSandbox, tmp_path
     started = time.monotonic()
     script = "setsid sleep 101 & nohup sleep 102 >/dev/null 2>&1 & sleep 100"
     outcome, _, _ = _run(sandbox, tmp_path, ["sh", "-c", script], timeout_s=2)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # killed at the timeout, not after the 100 s sleep
     assert outcome.timed_out and outcome.exit_code is None
     assert not outcome.stopped_after_last_word and not outcome.disk_limit_exceeded
     # The whole tree died, escaped members included; the same container runs the next one.
@@ -250,7 +250,7 @@ def test_timeout_then_close_leaves_no_container(
     outcome, _, _ = _run(box, tmp_path, ["sh", "-c", "setsid sleep 100 & sleep 100"], timeout_s=2)
     box.close()
     assert outcome.timed_out
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # killed at the timeout, not after the 100 s sleep
     assert not _container_exists(factory, box.container_id)
 
 
@@ -512,7 +512,7 @@ def test_last_word_then_silence_ends_the_run(sandbox: DockerSandbox, tmp_path: P
         stderr_path=tmp_path / "err",
         stop_when=_is_result,
     )
-    assert time.monotonic() - started < LAST_WORD_GRACE_S + 5
+    assert time.monotonic() - started < LAST_WORD_GRACE_S + 20  # well before the 60 s timeout
     assert outcome.stopped_after_last_word and not outcome.timed_out
     assert outcome.exit_code is None
     assert (tmp_path / "out").read_text() == 'working\n{"type":"result","subtype":"success"}\n'
