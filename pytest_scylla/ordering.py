@@ -12,9 +12,13 @@ Why `load` (xdist's default with -n) and not the others: `loadscope`/`loadfile` 
 whole tier or experiment file to one worker (the node id's `test.yaml::T0` is the scope),
 which serializes it; `worksteal` starts each worker on a contiguous slice, so it too
 spreads well with this order, but `load` keeps the order closest to the one given.
+xdist's `load` hands out nothing until the last worker is up; `EagerScheduler` keeps its
+distribution and starts each worker as soon as it has collected (scheduler.py).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -43,3 +47,17 @@ def run_major_order(items: list[pytest.Item]) -> None:
     )
     for index, run in zip(positions, runs, strict=True):
         items[index] = run
+
+
+class EagerScheduler:
+    """Registered on the controller of a session that runs experiments: `load` becomes
+    `EagerLoadScheduling` (imported here, when xdist asks: a session without workers never
+    loads xdist's scheduler)."""
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        if config.getvalue("dist") != "load":
+            return None  # a distribution the user chose stays theirs
+        from pytest_scylla.scheduler import EagerLoadScheduling
+
+        return EagerLoadScheduling(config, log)

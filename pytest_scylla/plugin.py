@@ -29,7 +29,7 @@ from pytest_scylla.controller import (
     preflight,
     targets_experiments,
 )
-from pytest_scylla.ordering import run_major_order
+from pytest_scylla.ordering import EagerScheduler, run_major_order
 from pytest_scylla.progress import ProgressReporter
 from pytest_scylla.recovery import (
     SNAPSHOT_MARKER,
@@ -101,6 +101,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(gc_freeze, "scylla-gc-freeze")
     if targets_experiments(config):
         config.pluginmanager.register(InterruptSignals(), "scylla-signals")
+        if is_controller(config):  # xdist asks the controller for its scheduler
+            config.pluginmanager.register(EagerScheduler(), "scylla-scheduler")
     if is_controller(config):
         # Before xdist starts its workers: they inherit the environment set up here.
         preflight(config, settings)
