@@ -83,9 +83,11 @@ class EagerLoadScheduling(LoadScheduling):
         node_pending = self.node2pending[node]
         most = self.maxschedchunk or len(self.collection)  # --maxschedchunk
         if node not in self.started:
-            # xdist's first chunk: a quarter of a worker's share, at least two.
+            # xdist's first chunk (a quarter of a worker's share), and for a worker that
+            # joins late (one replacing a crashed worker) no more than a refill would be.
             self.started.add(node)
-            chunk = min(len(self.collection) // nodes // 4, most)
+            refill = max(2, len(self.pending) // nodes // 2)
+            chunk = min(len(self.collection) // nodes // 4, refill, most)
             self._send_tests(node, max(chunk, 2))
         else:
             items_per_node_min = max(2, len(self.pending) // nodes // 4)
