@@ -58,6 +58,10 @@ class EagerScheduler:
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
         if config.getvalue("dist") != "load":
             return None  # a distribution the user chose stays theirs
-        from pytest_scylla.scheduler import EagerLoadScheduling
+        from pytest_scylla.scheduler import EagerLoadScheduling, fits_this_xdist
 
-        return EagerLoadScheduling(config, log)
+        try:
+            scheduler = EagerLoadScheduling(config, log)
+        except Exception:  # an xdist whose `load` changed: its own scheduler, not a crash
+            return None
+        return scheduler if fits_this_xdist(scheduler) else None

@@ -30,6 +30,24 @@ if TYPE_CHECKING:
     from xdist.workermanage import WorkerController
 
 
+# What EagerLoadScheduling uses of xdist's LoadScheduling beyond its public methods: xdist's
+# internals, the same from 3.5 to 3.8. An xdist without them keeps its own scheduler.
+_LOAD_INTERNALS = (
+    "_send_tests",
+    "numnodes",
+    "node2collection",
+    "node2pending",
+    "pending",
+    "collection",
+    "maxschedchunk",
+)
+
+
+def fits_this_xdist(scheduler: LoadScheduling) -> bool:
+    """Whether a freshly made scheduler has the xdist internals EagerLoadScheduling uses."""
+    return all(hasattr(scheduler, name) for name in _LOAD_INTERNALS)
+
+
 class EagerLoadScheduling(LoadScheduling):
     """`LoadScheduling` whose nodes start one by one, each once its collection is known."""
 

@@ -104,3 +104,15 @@ def test_only_the_load_distribution_is_replaced(
     assert isinstance(scheduler, EagerLoadScheduling) is eager
     if not eager:
         assert scheduler is None  # xdist's own choice stands
+
+
+def test_an_xdist_without_the_load_internals_keeps_its_own_scheduler(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eager scheduler builds on xdist's LoadScheduling internals; an xdist release
+    that renames them must get its own `load` back, not a crash at the first worker."""
+    from xdist.scheduler.load import LoadScheduling
+
+    config = pytester.parseconfig("--tx", "2*popen", "--dist", "load")
+    monkeypatch.delattr(LoadScheduling, "_send_tests")
+    assert EagerScheduler().pytest_xdist_make_scheduler(config, log=None) is None
