@@ -12,7 +12,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -349,14 +349,15 @@ def atomic_write_text(path: Path, text: str) -> None:
 _UNFINISHED_WRITE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
-def remove_unfinished_writes(folder: Path, keep: str) -> list[Path]:
+def remove_unfinished_writes(folder: Path, keep: Collection[str]) -> list[Path]:
     """Delete the temporary files of atomic writes that never finished under `folder` (a
-    process killed between writing and renaming; outside the sub-folder `keep`), and
-    return them. Their text never became a file: they are no result, and an attempt moved
-    aside must not carry them. Only for a folder no live process writes to."""
+    process killed between writing and renaming), and return them; the sub-folders named in
+    `keep` are not looked into (earlier attempts, files named by someone else). Their text
+    never became a file: they are no result, and an attempt moved aside must not carry
+    them. Only for a folder no live process writes to."""
     removed = []
     for path in folder.rglob("*.tmp"):
-        if keep in path.relative_to(folder).parts[:1]:
+        if path.relative_to(folder).parts[0] in keep:
             continue
         if _UNFINISHED_WRITE.fullmatch(path.name) and path.is_file() and not path.is_symlink():
             path.unlink()

@@ -33,6 +33,8 @@ from pytest_scylla.records import (
 AGGREGATE_FILE = "result.json"
 REPORT_FILES = ("report.md", "report.html")
 ATTEMPTS_DIR = "attempts"
+# --scylla-keep-workspace: the copy of the agent's files; the agent names everything in it.
+KEPT_WORKSPACE_DIR = "workspace"
 ATTEMPT_RECORD_FILE = "record.json"  # not run_result.json: tools that glob for it must not
 AGENT_DIR = "agent"
 CHECKS_FILE = "checks.json"

@@ -294,3 +294,29 @@ def test_a_resume_after_an_aggregation_reports_runs_from_their_heads(
     damaged = pytester.runpytest(*args)
     assert "run-01" in full_reads
     damaged.stdout.fnmatch_lines(["*run-01*damaged*"])
+
+
+@pytest.mark.parametrize("stage", ["started", "agent-done"])
+def test_an_agent_file_named_like_an_unfinished_write_stays_in_the_kept_workspace(
+    pytester: pytest.Pytester, stage: str
+) -> None:
+    """The attack: with --scylla-keep-workspace the run folder holds a copy of the agent's
+    files, and the agent picks their names. One named like an atomic write's temporary file
+    (`.<name>.<8 chars>.tmp`) is the agent's evidence, not a write of ours the killed
+    session left: the run executed again keeps it (moved aside with its attempt or not)."""
+    experiment = write_experiment(pytester.path, "exp-kept")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run = results / "exp-kept" / "T0" / "00-empty" / "run-01"
+    record = json.loads((run / RUN_RECORD_FILE).read_text())
+    record.update(stage=stage, outcome="error", result=None)
+    record["error"] = {"stage": "interrupted", "message": "killed"}
+    atomic_write_text(run / RUN_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    planted = run / "workspace" / ".notes.abcdefgh.tmp"  # as keep_workspace copies it
+    planted.parent.mkdir()
+    planted.write_text("the agent's own file\n")
+
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    kept = [path for path in run.rglob(planted.name) if path.parent.name == "workspace"]
+    assert [path.read_text() for path in kept] == ["the agent's own file\n"]

@@ -24,7 +24,13 @@ from pytest_scylla.records import (
     atomic_write_text,
 )
 from pytest_scylla.redact import Redactor
-from pytest_scylla.results_layout import AGENT_DIR, CHECKS_FILE, DIFF_FILE, MANIFEST_FILE
+from pytest_scylla.results_layout import (
+    AGENT_DIR,
+    CHECKS_FILE,
+    DIFF_FILE,
+    KEPT_WORKSPACE_DIR,
+    MANIFEST_FILE,
+)
 from pytest_scylla.run.plan import RunPlan
 from pytest_scylla.run.services import SessionServices
 from pytest_scylla.run.shared_baselines import shared_baselines
@@ -162,7 +168,7 @@ def run_agent_phase(
         record.stage = "agent-done"
     finally:
         if settings.keep_workspace and dirs.workspace.exists():
-            kept = run_dir / "workspace"
+            kept = run_dir / KEPT_WORKSPACE_DIR
             remove_tree(kept)
             keep_workspace(dirs.workspace, kept, services.redactor)
         remove_tree(work)

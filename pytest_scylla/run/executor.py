@@ -23,7 +23,13 @@ from pytest_scylla.records import (
     dump_record,
     remove_unfinished_writes,
 )
-from pytest_scylla.results_layout import ATTEMPTS_DIR, ERROR_LOG, read_run_head, read_run_record
+from pytest_scylla.results_layout import (
+    ATTEMPTS_DIR,
+    ERROR_LOG,
+    KEPT_WORKSPACE_DIR,
+    read_run_head,
+    read_run_record,
+)
 from pytest_scylla.run.plan import RunOutcome, RunPlan
 from pytest_scylla.run.resume import archive_attempt, decide
 from pytest_scylla.run_settings import run_settings_for, with_judging
@@ -139,8 +145,9 @@ class RunExecutor:
             return RunOutcome(existing, from_disk=True, notes=notes, record_text=stored_text)
         # This session's lock makes it the folder's only writer: a temporary file of an
         # atomic write there was left by a killed session, before its run is executed again.
+        # (Not in the kept workspace: the agent names those files, any way it likes.)
         if run_path.is_dir():
-            remove_unfinished_writes(run_path, keep=ATTEMPTS_DIR)
+            remove_unfinished_writes(run_path, keep={ATTEMPTS_DIR, KEPT_WORKSPACE_DIR})
         if decision == "judge":
             assert existing is not None
             record = existing.model_copy(deep=True)
