@@ -25,7 +25,6 @@ from pytest_scylla.records import (
     RunError,
     RunStage,
     RunTotals,
-    TokenUsage,
 )
 
 
@@ -38,7 +37,6 @@ class JudgeHead(_Head):
 
     model: str
     status: Literal["ok", "failed"]
-    tokens: TokenUsage = TokenUsage()
     cost_usd: float = 0.0
     cached: bool = False
 
@@ -50,7 +48,6 @@ class ScoreHead(_Head):
     grade: str
     passed: bool
     pass_threshold: float
-    partial: bool = False
 
 
 class RunHead(RunTotals, _Head):
@@ -62,7 +59,6 @@ class RunHead(RunTotals, _Head):
     subtest: str
     run: int
     judge_mode: str
-    judge_models: list[str] = Field(default_factory=list)
     outcome: Outcome
     error: RunError | None = None
     agent: AgentRecord | None = None

@@ -214,7 +214,6 @@ class AttemptRecord(BaseModel):
 
 
 class JudgeSpend(Protocol):
-    tokens: TokenUsage
     cost_usd: float
     cached: bool
 

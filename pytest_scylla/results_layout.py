@@ -17,6 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -137,16 +138,29 @@ def _parse(path: Path) -> StoredRecord:
         return StoredRecord(None)
     except OSError as error:  # a directory in its place, unreadable
         raise DamagedRecord(f"{path}: damaged run record ({error.__class__.__name__})") from error
-    if raw.startswith(_CURRENT_SCHEMA_START):
-        try:
-            text = raw.decode("utf-8")
-            record = RunRecord.model_validate_json(text)
-        except (ValueError, ValidationError):
-            pass  # the full path below names the damage as it always has
-        else:
-            if record.schema_version == SCHEMA_VERSION:  # not a second key saying otherwise
-                return StoredRecord(record, text)
+    current = _as_current(raw, RunRecord)
+    if current is not None:
+        return StoredRecord(*current)
+    # Older, damaged or written some other way: parse_record migrates or names the damage.
     return StoredRecord(parse_record(raw, path))
+
+
+_Model = TypeVar("_Model", RunRecord, RunHead)
+
+
+def _as_current(raw: bytes, model: type[_Model]) -> tuple[_Model, str] | None:
+    """`raw` as `model`, and its text, when it is a current-schema record as dump_record
+    writes it; None for anything else."""
+    if not raw.startswith(_CURRENT_SCHEMA_START):
+        return None
+    try:
+        text = raw.decode("utf-8")
+        record = model.model_validate_json(text)
+    except (ValueError, ValidationError):
+        return None
+    if record.schema_version != SCHEMA_VERSION:  # a second key saying otherwise
+        return None
+    return record, text
 
 
 @dataclass(frozen=True)
@@ -166,19 +180,12 @@ def read_run_head(path: Path, expected: RunKey) -> StoredHead | None:
     has found sound since it was last written (see replay.py).
     """
     try:
-        raw = path.read_bytes()
+        current = _as_current(path.read_bytes(), RunHead)
     except OSError:
         return None
-    if not raw.startswith(_CURRENT_SCHEMA_START):
+    if current is None or RunKey.of(current[0]) != expected:
         return None
-    try:
-        text = raw.decode("utf-8")
-        head = RunHead.model_validate_json(raw)
-    except (ValueError, ValidationError):
-        return None
-    if head.schema_version != SCHEMA_VERSION or RunKey.of(head) != expected:
-        return None
-    return StoredHead(head, text)
+    return StoredHead(*current)
 
 
 def record_paths(experiment_path: Path) -> list[Path]:

@@ -36,6 +36,7 @@ from pytest_scylla.run_settings import run_settings_for, with_judging
 from pytest_scylla.settings import ScyllaSettings
 
 if TYPE_CHECKING:
+    from pytest_scylla.record_head import RunHead
     from pytest_scylla.run.services import SessionServices
 
 # The phases (agent, judges, rebuild, regenerate) and what they need (sandboxes, git, the
@@ -83,19 +84,20 @@ class RunExecutor:
         if self.settings.regenerate or self.settings.rejudge:
             return None
         record_file = plan.run_dir(self.settings.results_dir) / RUN_RECORD_FILE
-        if sound_on_disk:
-            stored_head = read_run_head(record_file, plan.key)
-            if stored_head is not None:
-                if decide(stored_head.head, self.settings) != "reuse":
-                    return None
-                return RunOutcome(stored_head.head, from_disk=True, record_text=stored_head.text)
-        try:
-            stored = read_run_record(record_file, plan.key)
-        except DamagedRecord:
-            return None  # execute names it and rebuilds what it can
-        if stored.record is None or decide(stored.record, self.settings) != "reuse":
+        head = read_run_head(record_file, plan.key) if sound_on_disk else None
+        record: RunRecord | RunHead | None
+        text: str | None
+        if head is not None:
+            record, text = head.head, head.text
+        else:
+            try:
+                stored = read_run_record(record_file, plan.key)
+            except DamagedRecord:
+                return None  # execute names it and rebuilds what it can
+            record, text = stored.record, stored.text
+        if record is None or decide(record, self.settings) != "reuse":
             return None
-        return RunOutcome(stored.record, from_disk=True, record_text=stored.text)
+        return RunOutcome(record, from_disk=True, record_text=text)
 
     def execute(self, plan: RunPlan) -> RunOutcome:
         run_path = plan.run_dir(self.settings.results_dir)
