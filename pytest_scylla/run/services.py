@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from pytest_scylla.agents.base import Agent
 from pytest_scylla.records import CheckResult
@@ -14,6 +17,13 @@ from pytest_scylla.sandbox.base import SandboxFactory
 from pytest_scylla.settings import ScyllaSettings
 from pytest_scylla.spec.load_experiment import Experiment
 from pytest_scylla.workspace import SourceCache
+
+
+class Baseline(BaseModel):
+    """A starting state's baseline checks, and the run that ran them."""
+
+    node_id: str
+    results: list[CheckResult]
 
 
 @dataclass
@@ -26,7 +36,7 @@ class BaselineCache:
     a timeout is not kept: it says more about the machine than the code.
     """
 
-    _found: dict[tuple[str, str], tuple[str, list[CheckResult]]] = field(default_factory=dict)
+    _found: dict[str, Baseline] = field(default_factory=dict)
 
     def get_or_run(
         self,
@@ -36,14 +46,30 @@ class BaselineCache:
         run: Callable[[], list[CheckResult]],
     ) -> tuple[str | None, list[CheckResult]]:
         """(the run the baseline comes from when reused, else None; the baseline)."""
-        key = (base_commit, experiment.fixture_hash)
-        if key in self._found:
-            source, results = self._found[key]
-            return source, [result.model_copy() for result in results]
+        key = hashlib.sha256(f"{base_commit}\0{experiment.fixture_hash}".encode()).hexdigest()
+        found = self._found.get(key)
+        if found is None:
+            found, ran = self._find_or_run(key, node_id, run)
+            if found is not None:
+                self._found[key] = found
+            if ran is not None:
+                return None, ran
+        assert found is not None
+        return found.node_id, [result.model_copy() for result in found.results]
+
+    def _find_or_run(
+        self, key: str, node_id: str, run: Callable[[], list[CheckResult]]
+    ) -> tuple[Baseline | None, list[CheckResult] | None]:
+        """(the baseline to keep, if any; the results when they were run here and now)."""
         results = run()
-        if not any(result.timed_out for result in results):
-            self._found[key] = (node_id, results)
-        return None, results
+        return kept_baseline(node_id, results), results
+
+
+def kept_baseline(node_id: str, results: list[CheckResult]) -> Baseline | None:
+    """What is kept of a baseline just run: nothing when a check timed out."""
+    if any(result.timed_out for result in results):
+        return None
+    return Baseline(node_id=node_id, results=results)
 
 
 @dataclass

@@ -17,65 +17,47 @@ ends with the pid of the workers' parent (the session's controller for local wor
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 from filelock import FileLock
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from pytest_scylla.records import CheckResult, atomic_write_text
-from pytest_scylla.spec.load_experiment import Experiment
+from pytest_scylla.run.services import Baseline, BaselineCache, kept_baseline
 
 TEST_RUN_ID_ENV = "PYTEST_XDIST_TESTRUNUID"
 
 
-class SharedBaseline(BaseModel):
-    """`<work root>/runs/baselines-<test run id>-<pid>/<key>.json`."""
-
-    node_id: str  # the run whose baseline this is
-    results: list[CheckResult]
-
-
-class SharedBaselines:
-    """Baselines by (starting commit, fixture hash), shared through files; the same
-    `get_or_run` as `BaselineCache`."""
+class SharedBaselines(BaselineCache):
+    """Baselines by (starting commit, fixture hash), found in or saved to files
+    (`<work root>/runs/baselines-<test run id>-<pid>/<key>.json`) besides the process's own
+    memory."""
 
     def __init__(self, folder: Path) -> None:
+        super().__init__()
         self.folder = folder
-        self._found: dict[str, SharedBaseline] = {}
 
-    def get_or_run(
-        self,
-        base_commit: str,
-        experiment: Experiment,
-        node_id: str,
-        run: Callable[[], list[CheckResult]],
-    ) -> tuple[str | None, list[CheckResult]]:
-        """(the run the baseline comes from when reused, else None; the baseline)."""
-        key = hashlib.sha256(f"{base_commit}\0{experiment.fixture_hash}".encode()).hexdigest()
-        found = self._found.get(key)
-        if found is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            path = self.folder / f"{key[:32]}.json"
-            with FileLock(f"{path}.lock"):
-                found = _read(path)
-                if found is None:
-                    results = run()
-                    if any(result.timed_out for result in results):
-                        return None, results  # says more about the machine than the code
-                    found = SharedBaseline(node_id=node_id, results=results)
-                    atomic_write_text(path, found.model_dump_json())
-                    self._found[key] = found
-                    return None, results
-            self._found[key] = found
-        return found.node_id, [result.model_copy() for result in found.results]
+    def _find_or_run(
+        self, key: str, node_id: str, run: Callable[[], list[CheckResult]]
+    ) -> tuple[Baseline | None, list[CheckResult] | None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{key[:32]}.json"
+        with FileLock(f"{path}.lock"):
+            found = _read(path)
+            if found is not None:
+                return found, None
+            results = run()
+            kept = kept_baseline(node_id, results)
+            if kept is not None:
+                atomic_write_text(path, kept.model_dump_json())
+            return kept, results
 
 
-def _read(path: Path) -> SharedBaseline | None:
+def _read(path: Path) -> Baseline | None:
     try:
-        return SharedBaseline.model_validate_json(path.read_bytes())
+        return Baseline.model_validate_json(path.read_bytes())
     except (OSError, ValidationError):
         return None
 
