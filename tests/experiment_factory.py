@@ -85,3 +85,14 @@ def write_tiers(root: Path, subtests: dict[str, dict[str, dict]]) -> Path:
         for subtest_id, spec in entries.items():
             (layer / tier / f"{subtest_id}.yaml").write_text(yaml.safe_dump(spec))
     return layer
+
+
+def write_state_logging_experiment(root: Path, name: str, log: Path) -> Path:
+    """An experiment whose one check appends "before" or "after" (whether the oracle's file
+    is there) to `log`, a host file: each line is one run of the check. The host file is
+    hidden by a bubblewrap sandbox, so callers run without it (SCYLLA_LOCAL_ISOLATION=none)."""
+    # Absolute path: the check's environment is scrubbed.
+    command = f"(test -f done.txt && echo after || echo before) >> {log}"
+    return write_experiment(
+        root, name, test_yaml={"checks": [{"name": "state", "command": command}]}
+    )

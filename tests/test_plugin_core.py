@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from experiment_factory import write_experiment
+from experiment_factory import write_experiment, write_state_logging_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
@@ -201,19 +201,7 @@ def test_baseline_checks_run_once_per_starting_state(
     # The checks log to a host file, which a bubblewrap sandbox rightly hides.
     monkeypatch.setenv("SCYLLA_LOCAL_ISOLATION", "none")
     log = pytester.path / "check-log.txt"
-    experiment = write_experiment(
-        pytester.path,
-        "exp-baseline",
-        test_yaml={
-            "checks": [
-                {
-                    "name": "state",
-                    # Absolute path: the check's environment is scrubbed.
-                    "command": f"(test -f done.txt && echo after || echo before) >> {log}",
-                }
-            ]
-        },
-    )
+    experiment = write_state_logging_experiment(pytester.path, "exp-baseline", log)
     results = pytester.path / "results"
     pytester.runpytest(*session_args(experiment, results, runs=3, max_subtests=2)).assert_outcomes(
         passed=6

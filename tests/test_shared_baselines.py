@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from experiment_factory import write_experiment
+from experiment_factory import write_experiment, write_state_logging_experiment
 
 from pytest_scylla.records import CheckResult
 from pytest_scylla.run import shared_baselines as shared
@@ -90,18 +90,7 @@ def test_xdist_workers_run_each_baseline_once(
     # The check logs to a host file, which a bubblewrap sandbox rightly hides.
     monkeypatch.setenv("SCYLLA_LOCAL_ISOLATION", "none")
     log = pytester.path / "check-log.txt"
-    experiment = write_experiment(
-        pytester.path,
-        "exp-baseline",
-        test_yaml={
-            "checks": [
-                {
-                    "name": "state",
-                    "command": f"(test -f done.txt && echo after || echo before) >> {log}",
-                }
-            ]
-        },
-    )
+    experiment = write_state_logging_experiment(pytester.path, "exp-baseline", log)
     results = pytester.path / "results"
     pytester.runpytest(
         str(experiment),
