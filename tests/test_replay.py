@@ -205,6 +205,23 @@ def test_a_budget_stop_skips_new_runs_but_not_runs_reported_from_disk(
     resumed.stdout.fnmatch_lines(["SKIPPED * budget reached: spent $1.00 of --max-cost $1.00"])
 
 
+def interrupted_run(
+    pytester: pytest.Pytester, name: str, stage: str
+) -> tuple[tuple[str, ...], Path]:
+    """One finished run of a new experiment, its record then put back to `stage` as a
+    session killed there leaves it: (the session's arguments, the run's folder)."""
+    experiment = write_experiment(pytester.path, name)
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    run = results / name / "T0" / "00-empty" / "run-01"
+    record = json.loads((run / RUN_RECORD_FILE).read_text())
+    record.update(stage=stage, outcome="error", result=None)
+    record["error"] = {"stage": "interrupted", "message": "killed"}
+    atomic_write_text(run / RUN_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    return args, run
+
+
 @pytest.mark.parametrize("stage", ["started", "agent-done"])
 def test_a_killed_sessions_unfinished_writes_are_dropped_when_its_run_goes_on(
     pytester: pytest.Pytester, stage: str
@@ -212,15 +229,8 @@ def test_a_killed_sessions_unfinished_writes_are_dropped_when_its_run_goes_on(
     """kill -9 between an atomic write's temporary file and its rename leaves
     `.<name>.<random>.tmp` in the run folder: not a result. The run executed again (a new
     attempt, or its judging) drops them, and no attempt moved aside carries them."""
-    experiment = write_experiment(pytester.path, "exp-tmp")
+    args, run = interrupted_run(pytester, "exp-tmp", stage)
     results = pytester.path / "results"
-    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
-    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    run = results / "exp-tmp" / "T0" / "00-empty" / "run-01"
-    record = json.loads((run / RUN_RECORD_FILE).read_text())
-    record.update(stage=stage, outcome="error", result=None)
-    record["error"] = {"stage": "interrupted", "message": "killed"}
-    atomic_write_text(run / RUN_RECORD_FILE, json.dumps(record, indent=2) + "\n")
     leftovers = [run / ".run_result.json.k3x9q2ab.tmp", run / "checks" / ".x.json.a1b2c3d4.tmp"]
     for leftover in leftovers:
         leftover.parent.mkdir(exist_ok=True)
@@ -304,15 +314,7 @@ def test_an_agent_file_named_like_an_unfinished_write_stays_in_the_kept_workspac
     files, and the agent picks their names. One named like an atomic write's temporary file
     (`.<name>.<8 chars>.tmp`) is the agent's evidence, not a write of ours the killed
     session left: the run executed again keeps it (moved aside with its attempt or not)."""
-    experiment = write_experiment(pytester.path, "exp-kept")
-    results = pytester.path / "results"
-    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
-    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    run = results / "exp-kept" / "T0" / "00-empty" / "run-01"
-    record = json.loads((run / RUN_RECORD_FILE).read_text())
-    record.update(stage=stage, outcome="error", result=None)
-    record["error"] = {"stage": "interrupted", "message": "killed"}
-    atomic_write_text(run / RUN_RECORD_FILE, json.dumps(record, indent=2) + "\n")
+    args, run = interrupted_run(pytester, "exp-kept", stage)
     planted = run / "workspace" / ".notes.abcdefgh.tmp"  # as keep_workspace copies it
     planted.parent.mkdir()
     planted.write_text("the agent's own file\n")
