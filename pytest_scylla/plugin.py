@@ -53,6 +53,7 @@ from pytest_scylla.settings import (
 from pytest_scylla.settings_check import PlannedRun, read_planned
 from pytest_scylla.signals import InterruptSignals
 from pytest_scylla.spec.experiment import TIER_IDS
+from pytest_scylla.terminal_stats import RunReportPruner
 from pytest_scylla.testing.fixtures import fake_api  # noqa: F401  (a fixture for users' tests)
 
 
@@ -99,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(BudgetCheck(settings), "scylla-budget-check")
     config.pluginmanager.register(replay, "scylla-replay")  # runs settled from disk
     config.pluginmanager.register(gc_freeze, "scylla-gc-freeze")
+    config.pluginmanager.register(RunReportPruner(config), "scylla-run-report-pruner")
     if targets_experiments(config):
         config.pluginmanager.register(InterruptSignals(), "scylla-signals")
         if is_controller(config):  # xdist asks the controller for its scheduler
