@@ -10,6 +10,10 @@ The controller still writes every file itself at the session's end, and only fro
 whose records are still the ones it read (records_fingerprint taken before the build);
 otherwise, or if the build failed, it builds again in its own process.
 
+One build is in the other process at a time, the others wait here in submission order: at
+the session's end, the builds still waiting are made in the controller meanwhile instead of
+after the one in progress (the last experiment's build was then half of a regenerate's tail).
+
 Only without xdist (with workers every core already runs items), and only for experiments
 large enough to pay for the process: it starts in about a second (importing numpy, scipy
 and the models), a small experiment aggregates faster than that.
@@ -18,6 +22,7 @@ and the models), a small experiment aggregates faster than that.
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,25 +32,82 @@ if TYPE_CHECKING:  # the build's module imports numpy and the statistics: only w
 
 MIN_RUNS = 500  # of an experiment, for its aggregation to go to the other process
 
+BuildArguments = tuple[Path, str, str]  # build_aggregates(experiment_dir, experiment_id, name)
+
 
 class AggregatePipeline:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
-        # experiment id -> (records fingerprint when the build began, the build)
+        # experiment id -> (records fingerprint when the build was asked for, the build)
         self._pending: dict[str, tuple[str, Future[BuiltAggregates]]] = {}
+        # Asked for while another build was in the other process: not yet given to it (the
+        # pool would queue it where it can no longer be taken back).
+        self._waiting: dict[str, tuple[BuildArguments, Future[BuiltAggregates]]] = {}
+        self._busy = False
+        self._lock = threading.Lock()  # the pool's thread hands the next build over
 
     @property
     def started(self) -> list[str]:
         return list(self._pending)
 
     def start(self, experiment_dir: Path, experiment_id: str, name: str, records: str) -> None:
+        future: Future[BuiltAggregates] = Future()
+        self._pending[experiment_id] = (records, future)
+        with self._lock:
+            self._waiting[experiment_id] = ((experiment_dir, experiment_id, name), future)
+            if not self._busy:
+                self._submit_next()
+
+    def _submit_next(self) -> None:
+        """Gives the oldest waiting build to the other process (the lock is held)."""
+        if not self._waiting:
+            self._busy = False
+            return
+        experiment_id = next(iter(self._waiting))
+        arguments, future = self._waiting.pop(experiment_id)
         if self._pool is None:
             # spawn: the session's threads (progress, leases) and numpy's must not be forked.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         from pytest_scylla.aggregate_build import build_aggregates
 
-        future = self._pool.submit(build_aggregates, experiment_dir, experiment_id, name)
-        self._pending[experiment_id] = (records, future)
+        self._busy = True
+        try:
+            submitted = self._pool.submit(build_aggregates, *arguments)
+        except RuntimeError as error:  # the pool was shut down or broke: built by the controller
+            self._busy = False
+            future.set_exception(error)
+            return
+        submitted.add_done_callback(lambda done: self._finished(done, future))
+
+    def _finished(self, done: Future[BuiltAggregates], future: Future[BuiltAggregates]) -> None:
+        """In the pool's thread, when a build ended: its result is passed on and the next
+        waiting build goes to the other process."""
+        if done.cancelled():
+            future.cancel()
+        elif (error := done.exception()) is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(done.result())
+        with self._lock:
+            self._submit_next()
+
+    def build_waiting_here(self) -> None:
+        """Every run is reported: the builds not yet given to the other process are made in
+        this one while the other finishes its own."""
+        from pytest_scylla.aggregate_build import build_aggregates
+
+        while True:
+            with self._lock:
+                if not self._waiting:
+                    return
+                experiment_id = next(iter(self._waiting))
+                arguments, future = self._waiting.pop(experiment_id)
+            try:
+                future.set_result(build_aggregates(*arguments))
+            except BaseException as error:  # taken as a failed build: built again, warned then
+                future.set_exception(error)
+                if not isinstance(error, Exception):
+                    raise  # a Ctrl-C stops the session's end as ever
 
     def take(self, experiment_id: str, records: str) -> BuiltAggregates | None:
         """The build of this experiment if it finished and its records are still `records`;
@@ -54,6 +116,9 @@ class AggregatePipeline:
         if entry is None:
             return None
         started_from, future = entry
+        with self._lock:
+            if self._waiting.pop(experiment_id, None) is not None:
+                return None  # never begun: the controller builds it now
         # Waits for it; a Ctrl-C of this process while it waits stops the session as ever.
         failed = future.exception()
         if failed is not None:
@@ -64,6 +129,10 @@ class AggregatePipeline:
         return built if started_from == records else None
 
     def close(self) -> None:
+        with self._lock:
+            for _, future in self._waiting.values():
+                future.cancel()
+            self._waiting.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None

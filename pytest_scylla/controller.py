@@ -447,6 +447,8 @@ class ResultsCollector:
             if (self.settings.results_dir / experiment.id).is_dir():
                 self.experiment_ids.setdefault(experiment.id, str(experiment.test_file))
         try:
+            if self.pipeline is not None:
+                self.pipeline.build_waiting_here()
             for experiment_id in sorted(self.experiment_ids):
                 try:
                     self._aggregate(experiment_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from experiment_factory import write_experiment
 
-from pytest_scylla import aggregate_pipeline
+from pytest_scylla import aggregate_build, aggregate_pipeline
 from pytest_scylla.aggregate_build import BuiltAggregates, build_aggregates
 from pytest_scylla.aggregate_inputs import records_fingerprint
 from pytest_scylla.aggregate_pipeline import AggregatePipeline
@@ -97,3 +97,41 @@ def test_a_build_that_failed_or_was_interrupted_is_built_again(failure: BaseExce
     future.set_exception(failure)
     pipeline._pending["exp"] = ("digest", future)
     assert pipeline.take("exp", "digest") is None
+
+
+def test_builds_still_waiting_at_the_end_are_made_here_while_the_other_process_works(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One build at a time goes to the other process: the ones asked for meanwhile are not
+    queued there, so the session's end makes them itself instead of waiting."""
+    folders = []
+    for name in ("exp-a", "exp-b", "exp-c"):
+        experiment = write_experiment(pytester.path, name)
+        results = pytester.path / "results"
+        args = (str(experiment), "--runs", "2", "--results-dir", str(results), *OFFLINE)
+        pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=2)
+        folders.append(results / name)
+    built_here: list[str] = []
+    real_build = aggregate_build._build
+
+    def recording_build(experiment_dir: Path, experiment_id: str, name: str) -> BuiltAggregates:
+        built_here.append(experiment_id)
+        return real_build(experiment_dir, experiment_id, name)
+
+    # The other process imports the module afresh: only this process's builds are recorded.
+    monkeypatch.setattr(aggregate_build, "_build", recording_build)
+    pipeline = AggregatePipeline()
+    try:
+        fingerprints = {folder.name: records_fingerprint(folder)[0] for folder in folders}
+        for folder in folders:
+            # Its process takes about a second to start: exp-a is still in it after these.
+            pipeline.start(folder, folder.name, "a name", fingerprints[folder.name])
+        pipeline.build_waiting_here()
+        assert built_here == ["exp-b", "exp-c"]
+        for folder in folders:
+            built = pipeline.take(folder.name, fingerprints[folder.name])
+            assert built is not None
+            assert built.rendered == real_build(folder, folder.name, "a name").rendered
+        assert built_here == ["exp-b", "exp-c"]  # exp-a came from the other process
+    finally:
+        pipeline.close()
