@@ -442,6 +442,8 @@ class ResultsCollector:
             return  # a status, or a session stopped before its first run, writes nothing
         if self.imported_only and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             session.exitstatus = pytest.ExitCode.OK  # an import collects nothing by design
+        if self.config.option.collectonly:
+            return  # it holds no lock on the results folder (results_lock.py): hands off
         # A run interrupted before any report still leaves an experiment to aggregate.
         for experiment in scylla_session(self.config).experiments.values():
             if (self.settings.results_dir / experiment.id).is_dir():

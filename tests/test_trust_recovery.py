@@ -116,6 +116,12 @@ def test_regenerate_from_the_results_folder_alone(pytester: pytest.Pytester, pro
     # The snapshot's test.yaml is never collected as an experiment to run.
     plain = pytester.runpytest(str(results), *NO_CACHE)
     assert plain.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+    # Collecting only takes no lock on the folder, so it writes nothing there either.
+    for derived in results.rglob("result.json"):
+        derived.unlink()
+    listed = pytester.runpytest(str(results), "--scylla-regenerate", "--collect-only", *NO_CACHE)
+    assert listed.ret == pytest.ExitCode.OK
+    assert not list(results.rglob("result.json"))
 
 
 @pytest.mark.slow
