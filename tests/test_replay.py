@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from experiment_factory import write_experiment
 
+from pytest_scylla.gc_freeze import RUN_LOOP_YOUNG_THRESHOLD
 from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text
 
 OFFLINE = ("--judge-model", "none", "--agent", "oracle", "--max-subtests", "1")
@@ -35,7 +36,7 @@ def pytest_runtest_logreport(report):
     _log(hook="report", node=report.nodeid, when=report.when, outcome=report.outcome)
 
 def pytest_sessionfinish(session):
-    _log(hook="frozen", count=gc.get_freeze_count())
+    _log(hook="frozen", count=gc.get_freeze_count(), young=gc.get_threshold()[0])
 """
 
 
@@ -125,17 +126,32 @@ def test_finished_runs_are_replayed_beside_executed_ones_with_the_same_reports(
 
 
 def test_an_in_process_session_leaves_the_collector_unfrozen(pytester: pytest.Pytester) -> None:
-    """pytester runs sessions in this process: what a session froze must be freed after it."""
+    """pytester runs sessions in this process: what a session froze must be freed after it,
+    and the collector's thresholds put back."""
     import gc
 
     experiment = write_experiment(pytester.path, "exp-gc")
     results = pytester.path / "results"
     pytester.makeconftest(RECORDING_CONFTEST)
     before = gc.get_freeze_count()
+    thresholds = gc.get_threshold()
     pytester.runpytest(str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
-    [frozen] = [entry["count"] for entry in hook_log(pytester.path) if entry["hook"] == "frozen"]
-    assert isinstance(frozen, int) and frozen > before
+    [frozen] = [entry for entry in hook_log(pytester.path) if entry["hook"] == "frozen"]
+    assert isinstance(frozen["count"], int) and frozen["count"] > before
     assert gc.get_freeze_count() == before
+    # Young collections were rare while the runs went; the thresholds are back after it.
+    assert frozen["young"] == RUN_LOOP_YOUNG_THRESHOLD
+    assert gc.get_threshold() == thresholds
+
+
+def test_a_session_without_runs_keeps_the_collectors_thresholds(pytester: pytest.Pytester) -> None:
+    import gc
+
+    pytester.makeconftest(RECORDING_CONFTEST)
+    pytester.makepyfile(test_plain="def test_one():\n    pass\n")
+    pytester.runpytest().assert_outcomes(passed=1)
+    [frozen] = [entry for entry in hook_log(pytester.path) if entry["hook"] == "frozen"]
+    assert frozen["young"] == gc.get_threshold()[0] < RUN_LOOP_YOUNG_THRESHOLD
 
 
 def test_a_regenerate_imports_no_api_client(pytester: pytest.Pytester) -> None:
