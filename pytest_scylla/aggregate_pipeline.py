@@ -22,10 +22,11 @@ and the models), a small experiment aggregates faster than that.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:  # the build's module imports numpy and the statistics: only when used
     from pytest_scylla.aggregate_build import BuiltAggregates
@@ -33,16 +34,28 @@ if TYPE_CHECKING:  # the build's module imports numpy and the statistics: only w
 MIN_RUNS = 500  # of an experiment, for its aggregation to go to the other process
 
 BuildArguments = tuple[Path, str, str]  # build_aggregates(experiment_dir, experiment_id, name)
+# A build made in the other process arrives pickled (see _build_pickled), one made here not.
+Build: TypeAlias = "BuiltAggregates | bytes"
+
+
+def _build_pickled(experiment_dir: Path, experiment_id: str, name: str) -> bytes:
+    """In the other process: the build, pickled there. This process unpickles it (importing
+    numpy and the statistics' models, 0.2 s) when it takes it at the session's end, while it
+    waits for the last build anyway, not between two runs when the pool's thread receives it.
+    """
+    from pytest_scylla.aggregate_build import build_aggregates
+
+    return pickle.dumps(build_aggregates(experiment_dir, experiment_id, name), protocol=5)
 
 
 class AggregatePipeline:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
         # experiment id -> (records fingerprint when the build was asked for, the build)
-        self._pending: dict[str, tuple[str, Future[BuiltAggregates]]] = {}
+        self._pending: dict[str, tuple[str, Future[Build]]] = {}
         # Asked for while another build was in the other process: not yet given to it (the
         # pool would queue it where it can no longer be taken back).
-        self._waiting: dict[str, tuple[BuildArguments, Future[BuiltAggregates]]] = {}
+        self._waiting: dict[str, tuple[BuildArguments, Future[Build]]] = {}
         self._busy = False
         self._lock = threading.Lock()  # the pool's thread hands the next build over
 
@@ -51,7 +64,7 @@ class AggregatePipeline:
         return list(self._pending)
 
     def start(self, experiment_dir: Path, experiment_id: str, name: str, records: str) -> None:
-        future: Future[BuiltAggregates] = Future()
+        future: Future[Build] = Future()
         self._pending[experiment_id] = (records, future)
         with self._lock:
             self._waiting[experiment_id] = ((experiment_dir, experiment_id, name), future)
@@ -68,18 +81,16 @@ class AggregatePipeline:
         if self._pool is None:
             # spawn: the session's threads (progress, leases) and numpy's must not be forked.
             self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        from pytest_scylla.aggregate_build import build_aggregates
-
         self._busy = True
         try:
-            submitted = self._pool.submit(build_aggregates, *arguments)
+            submitted = self._pool.submit(_build_pickled, *arguments)
         except RuntimeError as error:  # the pool was shut down or broke: built by the controller
             self._busy = False
             future.set_exception(error)
             return
         submitted.add_done_callback(lambda done: self._finished(done, future))
 
-    def _finished(self, done: Future[BuiltAggregates], future: Future[BuiltAggregates]) -> None:
+    def _finished(self, done: Future[bytes], future: Future[Build]) -> None:
         """In the pool's thread, when a build ended: its result is passed on and the next
         waiting build goes to the other process."""
         if done.cancelled():
@@ -125,8 +136,10 @@ class AggregatePipeline:
             # The build failed, its process broke, or a Ctrl-C of the terminal (which the
             # process shares) interrupted it: built again by the controller, nothing lost.
             return None
+        if started_from != records:
+            return None
         built = future.result()
-        return built if started_from == records else None
+        return pickle.loads(built) if isinstance(built, bytes) else built
 
     def close(self) -> None:
         with self._lock:
