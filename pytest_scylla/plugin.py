@@ -32,7 +32,10 @@ from pytest_scylla.controller import (
 from pytest_scylla.ordering import EagerScheduler, run_major_order
 from pytest_scylla.progress import ProgressReporter
 from pytest_scylla.recovery import (
+    FOUND_RECORDS,
     SNAPSHOT_MARKER,
+    FoundRecords,
+    RecordedTier,
     ResultsFolder,
     import_upstream_arguments,
     is_results_folder,
@@ -129,7 +132,8 @@ def _recovery_settings(config: pytest.Config, settings: ScyllaSettings) -> Scyll
     # A status of a results folder shows a resume under the records' own settings.
     if settings.regenerate or settings.rejudge or root is not None:
         folders = targeted_folders(config.args, settings.results_dir)
-        settings = settings_from_records(settings, explicit_options(config), folders)
+        found = config.stash[FOUND_RECORDS] = FoundRecords()
+        settings = settings_from_records(settings, explicit_options(config), folders, found)
     return settings
 
 
@@ -193,11 +197,13 @@ def _keep_rejudgeable(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A rejudge never starts an agent: a run with no finished agent output is left out."""
     settings = scylla_session(config).settings
     if settings.regenerate and not settings.status:
-        # Regenerate rebuilds from records: a run with none has nothing to rebuild.
+        # Regenerate rebuilds from records: a run with none has nothing to rebuild. (The
+        # items of a results folder were collected from the records found there.)
         unrecorded = [
             item
             for item in items
             if isinstance(item, RunItem)
+            and not isinstance(item.parent, RecordedTier)
             and not PlannedRun(item.experiment, item.subtest, item.run_number)
             .record_path(settings.results_dir)
             .is_file()
