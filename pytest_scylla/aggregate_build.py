@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_scylla.aggregate import ExperimentResult, aggregate_experiment
+from pytest_scylla.aggregate_inputs import records_fingerprint
 from pytest_scylla.report.files import experiment_files
 from pytest_scylla.results_layout import load_experiment_records
 
 
 @dataclass
 class BuiltAggregates:
+    # aggregate_inputs.records_fingerprint of the record files before the build read them:
+    # a build is used only while they still stamp the same.
+    records: str
     result: ExperimentResult
     rendered: dict[str, str]  # file name -> text, not yet redacted
     damaged: list[str]  # "path: why" of records not counted
@@ -47,10 +51,12 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _build(experiment_dir: Path, experiment_id: str, name: str) -> BuiltAggregates:
+    records_read = records_fingerprint(experiment_dir)[0]
     loaded = load_experiment_records(experiment_dir)
     records = loaded.records
     result = aggregate_experiment(experiment_id, records, loaded.damaged)
     return BuiltAggregates(
+        records=records_read,
         result=result,
         rendered=experiment_files(result, records, name),
         damaged=list(loaded.damaged),

@@ -7,8 +7,8 @@ works through them one after the other on one core, and each experiment's aggreg
 more at the end. An experiment's aggregates depend only on its records, and once its last
 run is reported those are final, so they are built on the machine's other core meanwhile.
 The controller still writes every file itself at the session's end, and only from a build
-whose records are still the ones it read (records_fingerprint taken before the build);
-otherwise, or if the build failed, it builds again in its own process.
+whose records are still the ones it read (the records_fingerprint the build took before
+reading them); otherwise, or if the build failed, it builds again in its own process.
 
 One build is in the other process at a time, the others wait here in submission order: at
 the session's end, the builds still waiting are made in the controller meanwhile instead of
@@ -51,8 +51,7 @@ def _build_pickled(experiment_dir: Path, experiment_id: str, name: str) -> bytes
 class AggregatePipeline:
     def __init__(self) -> None:
         self._pool: ProcessPoolExecutor | None = None
-        # experiment id -> (records fingerprint when the build was asked for, the build)
-        self._pending: dict[str, tuple[str, Future[Build]]] = {}
+        self._pending: dict[str, Future[Build]] = {}  # by experiment id
         # Asked for while another build was in the other process: not yet given to it (the
         # pool would queue it where it can no longer be taken back).
         self._waiting: dict[str, tuple[BuildArguments, Future[Build]]] = {}
@@ -63,9 +62,9 @@ class AggregatePipeline:
     def started(self) -> list[str]:
         return list(self._pending)
 
-    def start(self, experiment_dir: Path, experiment_id: str, name: str, records: str) -> None:
+    def start(self, experiment_dir: Path, experiment_id: str, name: str) -> None:
         future: Future[Build] = Future()
-        self._pending[experiment_id] = (records, future)
+        self._pending[experiment_id] = future
         with self._lock:
             self._waiting[experiment_id] = ((experiment_dir, experiment_id, name), future)
             if not self._busy:
@@ -123,10 +122,9 @@ class AggregatePipeline:
     def take(self, experiment_id: str, records: str) -> BuiltAggregates | None:
         """The build of this experiment if it finished and its records are still `records`;
         None: the controller builds it itself."""
-        entry = self._pending.pop(experiment_id, None)
-        if entry is None:
+        future = self._pending.pop(experiment_id, None)
+        if future is None:
             return None
-        started_from, future = entry
         with self._lock:
             if self._waiting.pop(experiment_id, None) is not None:
                 return None  # never begun: the controller builds it now
@@ -136,10 +134,9 @@ class AggregatePipeline:
             # The build failed, its process broke, or a Ctrl-C of the terminal (which the
             # process shares) interrupted it: built again by the controller, nothing lost.
             return None
-        if started_from != records:
-            return None
-        built = future.result()
-        return pickle.loads(built) if isinstance(built, bytes) else built
+        result = future.result()
+        built: BuiltAggregates = pickle.loads(result) if isinstance(result, bytes) else result
+        return built if built.records == records else None
 
     def close(self) -> None:
         with self._lock:

@@ -84,6 +84,16 @@ def reported_experiment_id(report: pytest.TestReport) -> str | None:
     return RunRecord.model_validate_json(payload).experiment_id if payload is not None else None
 
 
+def _display_name(test_file: Path) -> str:
+    from pytest_scylla.spec.experiment import ExperimentSpec
+    from pytest_scylla.spec.loading import parse_model
+
+    try:
+        return parse_model(test_file, ExperimentSpec).name
+    except Exception:  # a report should not fail over a display name
+        return ""
+
+
 def targets_experiments(config: pytest.Config) -> bool:
     """Whether this invocation may run experiments (our own test suite must not need keys)."""
     for argument in config.args:
@@ -257,6 +267,7 @@ class ResultsCollector:
         # reported; an experiment done is aggregated in the background (aggregate_pipeline).
         self.item_experiment: dict[str, str] = {}
         self.items_left: dict[str, int] = {}
+        self.names: dict[str, str] = {}  # test.yaml -> the experiment's name, read once
         self.pipeline: AggregatePipeline | None = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -289,12 +300,16 @@ class ResultsCollector:
     def _aggregate_in_background(self, experiment_id: str) -> None:
         from pytest_scylla.aggregate_pipeline import AggregatePipeline
 
-        experiment_dir, fingerprint, name = self._aggregation_inputs(experiment_id)
-        if self._current_inputs(experiment_dir, fingerprint, name) is not None:
-            return  # the session's end takes them as they are
+        if self.settings.regenerate:  # it always builds again: no need to ask
+            experiment_dir = self.settings.results_dir / experiment_id
+            name = self._experiment_name(experiment_id)
+        else:
+            experiment_dir, fingerprint, name = self._aggregation_inputs(experiment_id)
+            if self._current_inputs(experiment_dir, fingerprint, name) is not None:
+                return  # the session's end takes them as they are
         if self.pipeline is None:
             self.pipeline = AggregatePipeline()
-        self.pipeline.start(experiment_dir, experiment_id, name, fingerprint[0])
+        self.pipeline.start(experiment_dir, experiment_id, name)
 
     def _aggregation_inputs(self, experiment_id: str) -> tuple[Path, tuple[str, int], str]:
         """The experiment's folder, its records' fingerprint (taken before any of them is
@@ -577,13 +592,10 @@ class ResultsCollector:
         test_file = self.experiment_ids.get(experiment_id)
         if not test_file:
             return ""
-        from pytest_scylla.spec.experiment import ExperimentSpec
-        from pytest_scylla.spec.loading import parse_model
-
-        try:
-            return parse_model(Path(test_file), ExperimentSpec).name
-        except Exception:  # a report should not fail over a display name
-            return ""
+        known = self.names.get(test_file)
+        if known is None:
+            known = self.names[test_file] = _display_name(Path(test_file))
+        return known
 
     def _write_manifest(
         self, experiment_dir: Path, cli_versions: list[str], fixture_sha256: list[str]

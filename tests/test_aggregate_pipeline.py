@@ -67,7 +67,8 @@ def test_a_build_whose_records_changed_meanwhile_is_not_used(pytester: pytest.Py
     pipeline = AggregatePipeline()
     try:
         before = records_fingerprint(folder)[0]
-        pipeline.start(folder, "exp-changed", "a name", before)
+        pipeline.start(folder, "exp-changed", "a name")
+        pipeline._pending["exp-changed"].result()  # the build has read the records
         [record_file, *_] = sorted(folder.rglob(RUN_RECORD_FILE))
         record = json.loads(record_file.read_text())
         record["agent"]["cost_usd"] = 2.5
@@ -75,7 +76,7 @@ def test_a_build_whose_records_changed_meanwhile_is_not_used(pytester: pytest.Py
         after = records_fingerprint(folder)[0]
         assert after != before
         assert pipeline.take("exp-changed", after) is None
-        pipeline.start(folder, "exp-changed", "a name", after)
+        pipeline.start(folder, "exp-changed", "a name")
         built = pipeline.take("exp-changed", after)
         assert built is not None
         expected = build_aggregates(folder, "exp-changed", "a name")
@@ -95,7 +96,7 @@ def test_a_build_that_failed_or_was_interrupted_is_built_again(failure: BaseExce
     pipeline = AggregatePipeline()
     future: Future[BuiltAggregates] = Future()
     future.set_exception(failure)
-    pipeline._pending["exp"] = ("digest", future)
+    pipeline._pending["exp"] = future
     assert pipeline.take("exp", "digest") is None
 
 
@@ -125,7 +126,7 @@ def test_builds_still_waiting_at_the_end_are_made_here_while_the_other_process_w
         fingerprints = {folder.name: records_fingerprint(folder)[0] for folder in folders}
         for folder in folders:
             # Its process takes about a second to start: exp-a is still in it after these.
-            pipeline.start(folder, folder.name, "a name", fingerprints[folder.name])
+            pipeline.start(folder, folder.name, "a name")
         pipeline.build_waiting_here()
         assert built_here == ["exp-b", "exp-c"]
         for folder in folders:
