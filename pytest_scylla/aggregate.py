@@ -460,8 +460,9 @@ def _settings_summary(records: list[RunRecord]) -> SettingsSummary:
 
 
 def aggregate_experiment(
-    experiment_id: str, records: list[RunRecord], damaged: list[str]
+    experiment_id: str, records: list[RunRecord], damaged: list[str], threads: int = 1
 ) -> ExperimentResult:
+    """`threads`: for the tier comparisons (compare_tiers), to a caller with cores to spare."""
     pooled, excluded = split_by_settings(records, scope="experiment")
     by_tier: dict[str, dict[str, list[RunRecord]]] = {}
     for record in sorted(pooled, key=lambda r: (r.tier, r.subtest, r.run)):
@@ -480,7 +481,7 @@ def aggregate_experiment(
         tiers[tier] = _tier_result(experiment_id, tier, subtest_results, tier_runs)
     scores_by_tier = {tier: tier_result.scores for tier, tier_result in tiers.items()}
     tests = (
-        compare_tiers(scores_by_tier, resamples=RESAMPLES, seed=SEED)
+        compare_tiers(scores_by_tier, resamples=RESAMPLES, seed=SEED, threads=threads)
         if len(scores_by_tier) > 1
         else None
     )

@@ -29,9 +29,13 @@ class BuiltAggregates:
     fixture_sha256: list[str]
 
 
-def build_aggregates(experiment_dir: Path, experiment_id: str, name: str) -> BuiltAggregates:
+def build_aggregates(
+    experiment_dir: Path, experiment_id: str, name: str, threads: int = 1
+) -> BuiltAggregates:
+    """`threads`: see aggregate_experiment; more than one only when the session's runs are
+    over and no other process needs the cores."""
     with _collector_paused():
-        return _build(experiment_dir, experiment_id, name)
+        return _build(experiment_dir, experiment_id, name, threads)
 
 
 @contextmanager
@@ -50,11 +54,11 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build(experiment_dir: Path, experiment_id: str, name: str) -> BuiltAggregates:
+def _build(experiment_dir: Path, experiment_id: str, name: str, threads: int) -> BuiltAggregates:
     records_read = records_fingerprint(experiment_dir)[0]
     loaded = load_experiment_records(experiment_dir)
     records = loaded.records
-    result = aggregate_experiment(experiment_id, records, loaded.damaged)
+    result = aggregate_experiment(experiment_id, records, loaded.damaged, threads)
     return BuiltAggregates(
         records=records_read,
         result=result,

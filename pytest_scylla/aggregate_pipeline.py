@@ -13,6 +13,8 @@ reading them); otherwise, or if the build failed, it builds again in its own pro
 One build is in the other process at a time, the others wait here in submission order: at
 the session's end, the builds still waiting are made in the controller meanwhile instead of
 after the one in progress (the last experiment's build was then half of a regenerate's tail).
+A build asked for after the session's last run has both cores: its tier comparisons draw
+their omnibus permutations in a second thread (compare_tiers).
 
 Only without xdist (with workers every core already runs items), and only for experiments
 large enough to pay for the process: it starts in about a second (importing numpy, scipy
@@ -22,6 +24,7 @@ and the models), a small experiment aggregates faster than that.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -33,19 +36,21 @@ if TYPE_CHECKING:  # the build's module imports numpy and the statistics: only w
 
 MIN_RUNS = 500  # of an experiment, for its aggregation to go to the other process
 
-BuildArguments = tuple[Path, str, str]  # build_aggregates(experiment_dir, experiment_id, name)
+# build_aggregates(experiment_dir, experiment_id, name, threads)
+BuildArguments = tuple[Path, str, str, int]
 # A build made in the other process arrives pickled (see _build_pickled), one made here not.
 Build: TypeAlias = "BuiltAggregates | bytes"
 
 
-def _build_pickled(experiment_dir: Path, experiment_id: str, name: str) -> bytes:
+def _build_pickled(experiment_dir: Path, experiment_id: str, name: str, threads: int) -> bytes:
     """In the other process: the build, pickled there. This process unpickles it (importing
     numpy and the statistics' models, 0.2 s) when it takes it at the session's end, while it
     waits for the last build anyway, not between two runs when the pool's thread receives it.
     """
     from pytest_scylla.aggregate_build import build_aggregates
 
-    return pickle.dumps(build_aggregates(experiment_dir, experiment_id, name), protocol=5)
+    built = build_aggregates(experiment_dir, experiment_id, name, threads)
+    return pickle.dumps(built, protocol=5)
 
 
 class AggregatePipeline:
@@ -62,11 +67,16 @@ class AggregatePipeline:
     def started(self) -> list[str]:
         return list(self._pending)
 
-    def start(self, experiment_dir: Path, experiment_id: str, name: str) -> None:
+    def start(
+        self, experiment_dir: Path, experiment_id: str, name: str, runs_over: bool = False
+    ) -> None:
+        """`runs_over`: the session has no run left, so this process will only wait: the
+        build may take a second core for its statistics."""
         future: Future[Build] = Future()
         self._pending[experiment_id] = future
+        threads = min(2, os.cpu_count() or 1) if runs_over else 1
         with self._lock:
-            self._waiting[experiment_id] = ((experiment_dir, experiment_id, name), future)
+            self._waiting[experiment_id] = ((experiment_dir, experiment_id, name, threads), future)
             if not self._busy:
                 self._submit_next()
 

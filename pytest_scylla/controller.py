@@ -267,6 +267,7 @@ class ResultsCollector:
         # reported; an experiment done is aggregated in the background (aggregate_pipeline).
         self.item_experiment: dict[str, str] = {}
         self.items_left: dict[str, int] = {}
+        self.session_items_left = 0  # of every kind, while an experiment's are counted
         self.names: dict[str, str] = {}  # test.yaml -> the experiment's name, read once
         self.pipeline: AggregatePipeline | None = None
 
@@ -283,6 +284,7 @@ class ResultsCollector:
         if len(counts) < 2:
             return  # one experiment: nothing to do meanwhile
         self.items_left = {key: count for key, count in counts.items() if count >= MIN_RUNS}
+        self.session_items_left = len(session.items)
         self.item_experiment = {
             item.nodeid: item.experiment.id
             for item in session.items
@@ -290,6 +292,7 @@ class ResultsCollector:
         }
 
     def _count_done(self, report: pytest.TestReport) -> None:
+        self.session_items_left -= 1
         experiment_id = self.item_experiment.pop(report.nodeid, None)
         if experiment_id is None:
             return
@@ -309,7 +312,8 @@ class ResultsCollector:
                 return  # the session's end takes them as they are
         if self.pipeline is None:
             self.pipeline = AggregatePipeline()
-        self.pipeline.start(experiment_dir, experiment_id, name)
+        runs_over = self.session_items_left == 0
+        self.pipeline.start(experiment_dir, experiment_id, name, runs_over=runs_over)
 
     def _aggregation_inputs(self, experiment_id: str) -> tuple[Path, tuple[str, int], str]:
         """The experiment's folder, its records' fingerprint (taken before any of them is
@@ -524,7 +528,10 @@ class ResultsCollector:
         if self.pipeline is not None:
             built = self.pipeline.take(experiment_id, fingerprint[0])
         if built is None:
-            built = build_aggregates(experiment_dir, experiment_id, name)
+            # The session's runs are over: its statistics may take a second core.
+            built = build_aggregates(
+                experiment_dir, experiment_id, name, min(2, os.cpu_count() or 1)
+            )
         for damaged in built.damaged:
             self._warn(damaged)
         result = built.result

@@ -115,9 +115,11 @@ def test_builds_still_waiting_at_the_end_are_made_here_while_the_other_process_w
     built_here: list[str] = []
     real_build = aggregate_build._build
 
-    def recording_build(experiment_dir: Path, experiment_id: str, name: str) -> BuiltAggregates:
+    def recording_build(
+        experiment_dir: Path, experiment_id: str, name: str, threads: int
+    ) -> BuiltAggregates:
         built_here.append(experiment_id)
-        return real_build(experiment_dir, experiment_id, name)
+        return real_build(experiment_dir, experiment_id, name, threads)
 
     # The other process imports the module afresh: only this process's builds are recorded.
     monkeypatch.setattr(aggregate_build, "_build", recording_build)
@@ -132,7 +134,7 @@ def test_builds_still_waiting_at_the_end_are_made_here_while_the_other_process_w
         for folder in folders:
             built = pipeline.take(folder.name, fingerprints[folder.name])
             assert built is not None
-            assert built.rendered == real_build(folder, folder.name, "a name").rendered
+            assert built.rendered == real_build(folder, folder.name, "a name", 1).rendered
         assert built_here == ["exp-b", "exp-c"]  # exp-a came from the other process
     finally:
         pipeline.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from pytest_scylla.stats import (
@@ -94,3 +96,19 @@ def test_degenerate_inputs_and_json_round_trip() -> None:
     result = compare_tiers({"T0": [0.2, 0.4, 0.4], "T1": [0.9, 0.4, 1.0, 1.0]}, seed=2)
     assert TierTests.model_validate_json(result.model_dump_json()) == result
     assert compare_tiers({"T0": [0.2, 0.4, 0.4], "T1": [0.9, 0.4, 1.0, 1.0]}, seed=2) == result
+
+
+def test_the_omnibus_drawn_in_another_thread_gives_the_same_result() -> None:
+    """compare_tiers(threads=2) draws the Kruskal-Wallis permutations beside the pairwise
+    tests: each has its own seeded draws, so nothing changes but the time."""
+    rng = random.Random(7)
+    groups = {
+        f"T{tier}": [rng.choice([0.0, 0.25, 0.5, 0.75, 1.0]) for _ in range(40 + 10 * tier)]
+        for tier in range(5)
+    }
+    groups["T2"] = []  # an empty tier in the chain
+    alone = compare_tiers(groups, resamples=2_000, seed=3)
+    beside = compare_tiers(groups, resamples=2_000, seed=3, threads=2)
+    assert beside == alone
+    assert alone.omnibus is not None and alone.omnibus.method == "permutation"
+    assert compare_tiers({"T0": [1.0, 0.5]}, threads=2).omnibus is None  # one tier: none

@@ -9,6 +9,8 @@ neither breaks the chain nor hides the comparison across it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,6 +105,7 @@ def compare_tiers(
     minimum_runs: int = SMALL_SAMPLE,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    threads: int = 1,
 ) -> TierTests:
     """Compare tiers in the given order (the first is the baseline).
 
@@ -110,10 +113,48 @@ def compare_tiers(
     or permutation p (rank_sum_test), Holm over all pairs, Cliff's delta with a bootstrap
     interval, the minimum detectable delta at the current n and the runs per tier needed
     against the observed delta, both at alpha / number of tests. Deterministic for a seed.
+
+    `threads` > 1: the omnibus test's permutations are drawn in another thread meanwhile
+    (numpy draws them without the interpreter lock; every test has its own seeded draws, so
+    the result is the same). For a caller with a core to spare.
     """
     check_alpha(alpha)
     names = list(groups)
     has_runs = [len(groups[name]) > 0 for name in names]
+    with_runs = [list(groups[name]) for name, ok in zip(names, has_runs, strict=True) if ok]
+    with ExitStack() as stack:
+        omnibus_later: Future[KruskalWallisResult] | None = None
+        if threads > 1 and len(with_runs) > 1:
+            pool = stack.enter_context(ThreadPoolExecutor(1))
+            omnibus_later = pool.submit(kruskal_wallis, with_runs, resamples, seed, minimum_runs)
+        comparisons, planning_alpha, pairs = _pairwise(
+            names, groups, has_runs, alpha, minimum_runs, resamples, seed
+        )
+        if omnibus_later is not None:
+            omnibus: KruskalWallisResult | None = omnibus_later.result()
+        elif len(with_runs) > 1:
+            omnibus = kruskal_wallis(with_runs, resamples, seed, minimum_runs)
+        else:
+            omnibus = None
+    return TierTests(
+        comparisons=comparisons,
+        omnibus=omnibus,
+        alpha=alpha,
+        corrected_alpha=planning_alpha if pairs else None,
+        empty_groups=[name for name, ok in zip(names, has_runs, strict=True) if not ok],
+    )
+
+
+def _pairwise(
+    names: list[str],
+    groups: Mapping[str, Sequence[float]],
+    has_runs: list[bool],
+    alpha: float,
+    minimum_runs: int,
+    resamples: int,
+    seed: int,
+) -> tuple[list[TierTest], float, list[tuple[int, int]]]:
+    """The pairwise comparisons, the alpha they are planned at, and the pairs."""
     pairs = comparison_pairs(names, has_runs) if names else []
     tests = [rank_sum_test(groups[names[i]], groups[names[j]], resamples, seed) for i, j in pairs]
     # One bootstrap per tier, shared by every comparison it is in.
@@ -154,17 +195,7 @@ def compare_tiers(
                 runs_needed=runs_needed_per_group(delta.estimate, planning_alpha),
             )
         )
-    with_runs = [list(groups[name]) for name, ok in zip(names, has_runs, strict=True) if ok]
-    omnibus = (
-        kruskal_wallis(with_runs, resamples, seed, minimum_runs) if len(with_runs) > 1 else None
-    )
-    return TierTests(
-        comparisons=comparisons,
-        omnibus=omnibus,
-        alpha=alpha,
-        corrected_alpha=planning_alpha if pairs else None,
-        empty_groups=[name for name, ok in zip(names, has_runs, strict=True) if not ok],
-    )
+    return comparisons, planning_alpha, pairs
 
 
 def _is_previous(i: int, j: int, has_runs: Sequence[bool]) -> bool:
