@@ -47,6 +47,16 @@ def hook_log(root: Path) -> list[dict[str, object]]:
     return entries
 
 
+def finished_runs(pytester: pytest.Pytester, name: str, runs: int) -> tuple[tuple[str, ...], Path]:
+    """An offline experiment whose `runs` runs of its first sub-test have finished: the
+    session's arguments and its results folder."""
+    experiment = write_experiment(pytester.path, name)
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", str(runs), "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=runs)
+    return args, results
+
+
 def make_failed(record_file: Path) -> None:
     """A judged run that scored below the threshold (as if the agent had done worse)."""
     record = json.loads(record_file.read_text())
@@ -59,10 +69,7 @@ def make_failed(record_file: Path) -> None:
 def test_finished_runs_are_replayed_beside_executed_ones_with_the_same_reports(
     pytester: pytest.Pytester,
 ) -> None:
-    experiment = write_experiment(pytester.path, "exp-replay")
-    results = pytester.path / "results"
-    args = (str(experiment), "--runs", "3", "--results-dir", str(results), *OFFLINE)
-    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    args, results = finished_runs(pytester, "exp-replay", 3)
     runs = results / "exp-replay" / "T0" / "00-empty"
     assert sorted(path.name for path in runs.glob("run-*")) == ["run-01", "run-02", "run-03"]
     make_failed(runs / "run-03" / RUN_RECORD_FILE)

@@ -9,8 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from experiment_factory import write_experiment
-from test_replay import OFFLINE, make_failed
+from test_replay import finished_runs, make_failed
 
 from pytest_scylla.records import RUN_RECORD_FILE
 
@@ -47,10 +46,7 @@ def _comparable(lines: list[str]) -> list[str]:
 def test_a_runs_passed_stage_reports_are_dropped_and_the_terminal_shows_the_same(
     pytester: pytest.Pytester,
 ) -> None:
-    experiment = write_experiment(pytester.path, "exp-stats")
-    results = pytester.path / "results"
-    args = (str(experiment), "--runs", "3", "--results-dir", str(results), *OFFLINE)
-    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    args, results = finished_runs(pytester, "exp-stats", 3)
     make_failed(results / "exp-stats" / "T0" / "00-empty" / "run-02" / RUN_RECORD_FILE)
     pytester.makeconftest(STATS_CONFTEST)
     plain = pytester.makepyfile(test_plain=PLAIN_TESTS)
