@@ -358,3 +358,19 @@ def test_aggregate_round_trips_through_result_json(result: ExperimentResult) -> 
     again = ExperimentResult.model_validate_json(text)
     assert again == result and again.model_dump_json(indent=2) == text
     assert render_html(report_input(again)) == render_html(report_input(result))
+
+
+def test_pass_rate_labels_stay_clear_of_bars_and_whiskers() -> None:
+    """A rate near 100% has its interval's top at the plot's top: its label, once drawn just
+    above the whisker, sat on it. Every label is now under the tier's name, below the axis."""
+    import re
+
+    from pytest_scylla.report.plots import HEIGHT, RATE_LABEL_Y, pass_rate_chart
+
+    records = [make_record("T0", "00", run, 0.9) for run in range(1, 4)]  # all pass
+    records += [make_record("T1", "00", run, score) for run, score in enumerate((0.9, 0.1), 1)]
+    chart = pass_rate_chart(aggregate_experiment("exp", records, []))
+    labels = re.findall(r'<text x="[\d.]+" y="([\d.]+)"[^>]*>(\d+% ?†?)</text>', chart)
+    assert [label for _, label in labels] == ["100% †", "50% †"]
+    axis_y = HEIGHT - 44  # plots._BOTTOM: the x axis
+    assert all(axis_y < float(y) == RATE_LABEL_Y < HEIGHT for y, _ in labels)
