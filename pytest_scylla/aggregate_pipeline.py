@@ -16,6 +16,11 @@ after the one in progress (the last experiment's build was then half of a regene
 A build asked for after the session's last run has both cores: its tier comparisons draw
 their omnibus permutations in a second thread (compare_tiers).
 
+A regenerate rewrites a record only when its score changes, which is seldom, so there the
+last experiment is built before its runs, on the core that is idle while the session
+starts; when its runs are reported and its records still stamp as that build read them,
+the build stands and the session's end does not wait for one (controller.py).
+
 Only without xdist (with workers every core already runs items), and only for experiments
 large enough to pay for the process: it starts in about a second (importing numpy, scipy
 and the models), a small experiment aggregates faster than that.
@@ -38,11 +43,14 @@ MIN_RUNS = 500  # of an experiment, for its aggregation to go to the other proce
 
 # build_aggregates(experiment_dir, experiment_id, name, threads)
 BuildArguments = tuple[Path, str, str, int]
-# A build made in the other process arrives pickled (see _build_pickled), one made here not.
-Build: TypeAlias = "BuiltAggregates | bytes"
+# A build made in the other process arrives pickled, beside the fingerprint of the records
+# it read (see _build_pickled); one made here as it is.
+Build: TypeAlias = "BuiltAggregates | tuple[str, bytes]"
 
 
-def _build_pickled(experiment_dir: Path, experiment_id: str, name: str, threads: int) -> bytes:
+def _build_pickled(
+    experiment_dir: Path, experiment_id: str, name: str, threads: int
+) -> tuple[str, bytes]:
     """In the other process: the build, pickled there. This process unpickles it (importing
     numpy and the statistics' models, 0.2 s) when it takes it at the session's end, while it
     waits for the last build anyway, not between two runs when the pool's thread receives it.
@@ -50,7 +58,7 @@ def _build_pickled(experiment_dir: Path, experiment_id: str, name: str, threads:
     from pytest_scylla.aggregate_build import build_aggregates
 
     built = build_aggregates(experiment_dir, experiment_id, name, threads)
-    return pickle.dumps(built, protocol=5)
+    return built.records, pickle.dumps(built, protocol=5)
 
 
 class AggregatePipeline:
@@ -61,7 +69,10 @@ class AggregatePipeline:
         # pool would queue it where it can no longer be taken back).
         self._waiting: dict[str, tuple[BuildArguments, Future[Build]]] = {}
         self._busy = False
-        self._lock = threading.Lock()  # the pool's thread hands the next build over
+        # The pool's thread hands the next build over. Reentrant: a build that ends before
+        # its callback is added (a short one, this thread descheduled) runs the callback in
+        # this thread, inside _submit_next (a session of the test suite hung on that).
+        self._lock = threading.RLock()
 
     @property
     def started(self) -> list[str]:
@@ -70,12 +81,14 @@ class AggregatePipeline:
     def start(
         self, experiment_dir: Path, experiment_id: str, name: str, runs_over: bool = False
     ) -> None:
-        """`runs_over`: the session has no run left, so this process will only wait: the
-        build may take a second core for its statistics."""
+        """Builds the experiment's aggregates, in place of any build of it asked for before.
+        `runs_over`: the session has no run left, so this process will only wait: the build
+        may take a second core for its statistics."""
         future: Future[Build] = Future()
         self._pending[experiment_id] = future
         threads = min(2, os.cpu_count() or 1) if runs_over else 1
         with self._lock:
+            self._waiting.pop(experiment_id, None)  # a build asked for before, not begun
             self._waiting[experiment_id] = ((experiment_dir, experiment_id, name, threads), future)
             if not self._busy:
                 self._submit_next()
@@ -99,7 +112,7 @@ class AggregatePipeline:
             return
         submitted.add_done_callback(lambda done: self._finished(done, future))
 
-    def _finished(self, done: Future[bytes], future: Future[Build]) -> None:
+    def _finished(self, done: Future[tuple[str, bytes]], future: Future[Build]) -> None:
         """In the pool's thread, when a build ended: its result is passed on and the next
         waiting build goes to the other process."""
         if done.cancelled():
@@ -129,6 +142,19 @@ class AggregatePipeline:
                 if not isinstance(error, Exception):
                     raise  # a Ctrl-C stops the session's end as ever
 
+    def records_read(self, experiment_id: str) -> str | None:
+        """The records fingerprint the experiment's build read, waiting for it if it goes on
+        (or has not begun); None when there is none or it failed."""
+        future = self._pending.get(experiment_id)
+        if future is None:
+            return None
+        with self._lock:
+            waiting = experiment_id in self._waiting
+        if waiting or future.exception() is not None:
+            return None
+        result = future.result()
+        return result[0] if isinstance(result, tuple) else result.records
+
     def take(self, experiment_id: str, records: str) -> BuiltAggregates | None:
         """The build of this experiment if it finished and its records are still `records`;
         None: the controller builds it itself."""
@@ -145,8 +171,10 @@ class AggregatePipeline:
             # process shares) interrupted it: built again by the controller, nothing lost.
             return None
         result = future.result()
-        built: BuiltAggregates = pickle.loads(result) if isinstance(result, bytes) else result
-        return built if built.records == records else None
+        if isinstance(result, tuple):
+            read, payload = result
+            return pickle.loads(payload) if read == records else None
+        return result if result.records == records else None
 
     def close(self) -> None:
         with self._lock:

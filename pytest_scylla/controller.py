@@ -269,6 +269,7 @@ class ResultsCollector:
         self.items_left: dict[str, int] = {}
         self.session_items_left = 0  # of every kind, while an experiment's are counted
         self.names: dict[str, str] = {}  # test.yaml -> the experiment's name, read once
+        self.built_early: str | None = None  # the experiment built before its runs
         self.pipeline: AggregatePipeline | None = None
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -290,6 +291,23 @@ class ResultsCollector:
             for item in session.items
             if isinstance(item, RunItem) and item.experiment.id in self.items_left
         }
+        if self.settings.regenerate:
+            last = next(item for item in reversed(session.items) if isinstance(item, RunItem))
+            if last.experiment.id in self.items_left:
+                self._build_before_its_runs(last.experiment.id, last.experiment.test_file)
+
+    def _build_before_its_runs(self, experiment_id: str, test_file: Path) -> None:
+        """The session's last experiment, built while the session starts (aggregate_pipeline:
+        its records seldom change in a regenerate, and this core is idle until the first
+        experiment's runs are reported)."""
+        from pytest_scylla.aggregate_pipeline import AggregatePipeline
+
+        self.experiment_ids.setdefault(experiment_id, str(test_file))
+        if self.pipeline is None:
+            self.pipeline = AggregatePipeline()
+        name = self._experiment_name(experiment_id)
+        self.pipeline.start(self.settings.results_dir / experiment_id, experiment_id, name)
+        self.built_early = experiment_id
 
     def _count_done(self, report: pytest.TestReport) -> None:
         self.session_items_left -= 1
@@ -306,6 +324,8 @@ class ResultsCollector:
         if self.settings.regenerate:  # it always builds again: no need to ask
             experiment_dir = self.settings.results_dir / experiment_id
             name = self._experiment_name(experiment_id)
+            if experiment_id == self.built_early and self._early_build_stands(experiment_id):
+                return
         else:
             experiment_dir, fingerprint, name = self._aggregation_inputs(experiment_id)
             if self._current_inputs(experiment_dir, fingerprint, name) is not None:
@@ -314,6 +334,17 @@ class ResultsCollector:
             self.pipeline = AggregatePipeline()
         runs_over = self.session_items_left == 0
         self.pipeline.start(experiment_dir, experiment_id, name, runs_over=runs_over)
+
+    def _early_build_stands(self, experiment_id: str) -> bool:
+        """Whether the build made before the experiment's runs read its records as they are
+        now (no run rewrote one); the session's end checks again before taking it. Its runs
+        were the session's last: waiting for that build, if it goes on, holds up nothing."""
+        from pytest_scylla.aggregate_inputs import records_fingerprint
+
+        assert self.pipeline is not None
+        read = self.pipeline.records_read(experiment_id)
+        current = records_fingerprint(self.settings.results_dir / experiment_id)[0]
+        return read is not None and read == current
 
     def _aggregation_inputs(self, experiment_id: str) -> tuple[Path, tuple[str, int], str]:
         """The experiment's folder, its records' fingerprint (taken before any of them is

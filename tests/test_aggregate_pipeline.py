@@ -5,7 +5,10 @@ writes, and a build whose records changed since it began is not used."""
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 from experiment_factory import write_experiment
@@ -18,6 +21,17 @@ from pytest_scylla.records import RUN_RECORD_FILE, atomic_write_text
 
 OFFLINE = ("--judge-model", "none", "--agent", "oracle", "--max-subtests", "1")
 DERIVED = ("result.json", "report.md", "report.html", "runs.csv", "tiers.csv")
+
+
+WAIT_FOR_THE_EARLY_BUILD = """
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    results = session.config.pluginmanager.get_plugin("scylla-results")
+    if results.built_early:
+        results.pipeline.records_read(results.built_early)
+"""
 
 
 def derived_files(results: Path) -> dict[str, bytes]:
@@ -91,8 +105,6 @@ def test_a_build_whose_records_changed_meanwhile_is_not_used(pytester: pytest.Py
 def test_a_build_that_failed_or_was_interrupted_is_built_again(failure: BaseException) -> None:
     """A Ctrl-C of the terminal reaches the build's process too: its KeyboardInterrupt must
     not stop the controller from writing the session's aggregates itself."""
-    from concurrent.futures import Future
-
     pipeline = AggregatePipeline()
     future: Future[BuiltAggregates] = Future()
     future.set_exception(failure)
@@ -138,3 +150,79 @@ def test_builds_still_waiting_at_the_end_are_made_here_while_the_other_process_w
         assert built_here == ["exp-b", "exp-c"]  # exp-a came from the other process
     finally:
         pipeline.close()
+
+
+def test_a_regenerate_builds_its_last_experiment_before_its_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last experiment is built while the session starts; its runs change no record, so
+    that build stands. A regenerate that rewrites records (a pass threshold given, which
+    each record's settings then name) builds it again after its runs. Either way the files
+    are those of an in-process build."""
+    for name in ("exp-a", "exp-b"):
+        write_experiment(pytester.path, name)
+    results = pytester.path / "results"
+    args = (str(pytester.path), "--runs", "3", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=6)
+    in_process = derived_files(results)
+
+    started: list[str] = []
+    real_start = AggregatePipeline.start
+
+    def recording_start(self: AggregatePipeline, *args: object, **kwargs: object) -> None:
+        started.append(str(args[1]))
+        real_start(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(aggregate_pipeline, "MIN_RUNS", 1)
+    monkeypatch.setattr(AggregatePipeline, "start", recording_start)
+    regenerate = (str(results), "--scylla-regenerate", "-p", "no:cacheprovider")
+    pytester.runpytest(*regenerate).assert_outcomes(passed=6)
+    # exp-b before any run; after their runs only exp-a (exp-b's build stood).
+    assert started == ["exp-b", "exp-a"]
+    assert derived_files(results) == in_process
+
+    started.clear()
+    # The early build is let finish before the first run (here the runs take less time than
+    # the other process takes to start); then every record is rewritten under it.
+    pytester.makeconftest(WAIT_FOR_THE_EARLY_BUILD)
+    pytester.runpytest(*regenerate, "--pass-threshold", "0.1").assert_outcomes(passed=6)
+    assert started == ["exp-b", "exp-a", "exp-b"]
+    rebuilt = derived_files(results)
+    assert rebuilt != in_process  # the reports name the new threshold
+    monkeypatch.setattr(aggregate_pipeline, "MIN_RUNS", 10**9)  # the in-process reference
+    pytester.runpytest(*regenerate, "--pass-threshold", "0.1").assert_outcomes(passed=6)
+    assert derived_files(results) == rebuilt
+
+
+class _DoneAtOnce:
+    """A pool whose builds have ended when submit returns (as a short build may, when the
+    session's thread is descheduled right after submitting it)."""
+
+    def submit(self, function: Any, *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(function(*args))
+        return future
+
+    def shutdown(self, wait: bool, cancel_futures: bool) -> None:
+        pass
+
+
+def test_a_build_that_ends_before_its_callback_is_added_does_not_hang_the_session(
+    pytester: pytest.Pytester,
+) -> None:
+    experiment = write_experiment(pytester.path, "exp-quick")
+    results = pytester.path / "results"
+    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
+    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    folder = results / "exp-quick"
+    pipeline = AggregatePipeline()
+    pipeline._pool = _DoneAtOnce()  # type: ignore[assignment]
+    started = threading.Thread(
+        target=pipeline.start, args=(folder, "exp-quick", "a name"), daemon=True
+    )
+    started.start()
+    started.join(timeout=30)
+    assert not started.is_alive(), "start() waited on its own lock"
+    built = pipeline.take("exp-quick", records_fingerprint(folder)[0])
+    assert built is not None
+    assert built.rendered == build_aggregates(folder, "exp-quick", "a name").rendered
