@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from experiment_factory import write_experiment
+from test_replay import finished_runs
 
 from pytest_scylla import aggregate_build, aggregate_pipeline
 from pytest_scylla.aggregate_build import BuiltAggregates, build_aggregates
@@ -73,10 +74,7 @@ def test_a_background_build_writes_the_same_files_as_one_in_process(
 
 
 def test_a_build_whose_records_changed_meanwhile_is_not_used(pytester: pytest.Pytester) -> None:
-    experiment = write_experiment(pytester.path, "exp-changed")
-    results = pytester.path / "results"
-    args = (str(experiment), "--runs", "2", "--results-dir", str(results), *OFFLINE)
-    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    _, results = finished_runs(pytester, "exp-changed", 2)
     folder = results / "exp-changed"
     pipeline = AggregatePipeline()
     try:
@@ -210,10 +208,7 @@ class _DoneAtOnce:
 def test_a_build_that_ends_before_its_callback_is_added_does_not_hang_the_session(
     pytester: pytest.Pytester,
 ) -> None:
-    experiment = write_experiment(pytester.path, "exp-quick")
-    results = pytester.path / "results"
-    args = (str(experiment), "--runs", "1", "--results-dir", str(results), *OFFLINE)
-    pytester.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    _, results = finished_runs(pytester, "exp-quick", 1)
     folder = results / "exp-quick"
     pipeline = AggregatePipeline()
     pipeline._pool = _DoneAtOnce()  # type: ignore[assignment]
