@@ -96,3 +96,14 @@ def write_state_logging_experiment(root: Path, name: str, log: Path) -> Path:
     return write_experiment(
         root, name, test_yaml={"checks": [{"name": "state", "command": command}]}
     )
+
+
+def shipped_t0(runs: int, subtests: int) -> list[str]:
+    """The arguments of a session over the shipped experiments/test-001 (run from a folder
+    holding it): the first `subtests` sub-tests of its tier T0, `runs` runs each."""
+    return [
+        "experiments/test-001",
+        *("--tiers", "T0"),
+        *("--runs", str(runs)),
+        *("--max-subtests", str(subtests)),
+    ]

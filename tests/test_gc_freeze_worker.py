@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from experiment_factory import shipped_t0
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "experiments" / "test-001"
@@ -33,8 +34,7 @@ def test_a_worker_exits_with_its_heap_frozen(pytester: pytest.Pytester) -> None:
     shutil.copytree(EXPERIMENT, pytester.path / "experiments" / "test-001")
     pytester.makeconftest(REPORT_AT_EXIT)
     result = pytester.runpytest_subprocess(
-        "experiments/test-001",
-        *("--tiers", "T0", "--runs", "1", "--max-subtests", "1"),
+        *shipped_t0(runs=1, subtests=1),
         *("--agent", "oracle", "--judge-model", "none", "-p", "no:cacheprovider", "-n", "1"),
     )
     result.assert_outcomes(passed=1)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from experiment_factory import shipped_t0
 
 from pytest_scylla.pricing import PricingTable
 from pytest_scylla.records import RunRecord, TokenUsage
@@ -187,13 +188,7 @@ def panel_args(*models: str) -> list[str]:
 
 def scylla(pytester: pytest.Pytester, results: Path, *extra: str) -> pytest.RunResult:
     return pytester.runpytest(
-        "experiments/test-001",
-        "--tiers",
-        "T0",
-        "--runs",
-        "2",
-        "--max-subtests",
-        "2",
+        *shipped_t0(runs=2, subtests=2),
         "--agent",
         "oracle",
         "--results-dir",

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from experiment_factory import shipped_t0
 
 from pytest_scylla.progress import ProgressReporter, Tally, format_duration, progress_line
 from pytest_scylla.results_lock import LOCK_FILE, LockOwner, acquire, process_start
@@ -229,13 +230,7 @@ def test_agent_spend_is_counted_and_stops_the_session(
         monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))
     result = pytester.runpytest_subprocess(
-        "experiments/test-001",
-        "--tiers",
-        "T0",
-        "--runs",
-        "2",
-        "--max-subtests",
-        "1",
+        *shipped_t0(runs=2, subtests=1),
         "--agent",
         "claude-code",
         "--judge-model",

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from experiment_factory import shipped_t0
 
 from pytest_scylla.ordering import EagerScheduler
 from pytest_scylla.scheduler import EagerLoadScheduling
@@ -20,13 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXPERIMENT = REPO / "experiments" / "test-001"
 # Four runs of an agent that does nothing (each scores 0: a failed item).
 RUNS = [
-    "experiments/test-001",
-    "--tiers",
-    "T0",
-    "--runs",
-    "2",
-    "--max-subtests",
-    "2",
+    *shipped_t0(runs=2, subtests=2),
     "--agent",
     "command",
     "--agent-command",
