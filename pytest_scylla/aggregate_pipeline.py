@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # the build's module imports numpy and the statistics: only w
     from pytest_scylla.aggregate_build import BuiltAggregates
 
 MIN_RUNS = 500  # of an experiment, for its aggregation to go to the other process
+# For a build made once the session's runs are over (compare_tiers' `threads`).
+THREADS_WHEN_RUNS_ARE_OVER = min(2, os.cpu_count() or 1)
 
 # build_aggregates(experiment_dir, experiment_id, name, threads)
 BuildArguments = tuple[Path, str, str, int]
@@ -86,7 +88,7 @@ class AggregatePipeline:
         may take a second core for its statistics."""
         future: Future[Build] = Future()
         self._pending[experiment_id] = future
-        threads = min(2, os.cpu_count() or 1) if runs_over else 1
+        threads = THREADS_WHEN_RUNS_ARE_OVER if runs_over else 1
         with self._lock:
             self._waiting.pop(experiment_id, None)  # a build asked for before, not begun
             self._waiting[experiment_id] = ((experiment_dir, experiment_id, name, threads), future)

@@ -548,6 +548,7 @@ class ResultsCollector:
             save_inputs,
             written_stamps,
         )
+        from pytest_scylla.aggregate_pipeline import THREADS_WHEN_RUNS_ARE_OVER
         from pytest_scylla.ci_report import step_summary_markdown
         from pytest_scylla.results_layout import rewrite_derived_file
 
@@ -561,7 +562,7 @@ class ResultsCollector:
         if built is None:
             # The session's runs are over: its statistics may take a second core.
             built = build_aggregates(
-                experiment_dir, experiment_id, name, min(2, os.cpu_count() or 1)
+                experiment_dir, experiment_id, name, THREADS_WHEN_RUNS_ARE_OVER
             )
         for damaged in built.damaged:
             self._warn(damaged)
